@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# scripts/setup.sh MODE -- install what vmconform needs, only what is missing, then return.
+#   MODE=suite: QEMU + the distribution's UEFI firmware, and a venv with vmconform
+#   MODE=test : the same, plus the independent oracles the project's tests use (sgdisk, fsck.fat,
+#               mtools, qemu-img) and the Python test packages (capstone, pefile, unicorn, ...)
+# Debian packages are installed with apt-get when running as root; otherwise it says what is missing.
+# The venv is .venv/ in the repository root.
+set -euo pipefail
+mode=${1:-suite}
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+# package -> a file or command that shows it is installed
+declare -A provides=(
+  [qemu-system-arm]="cmd:qemu-system-aarch64 cmd:qemu-system-arm"
+  [qemu-efi-aarch64]="file:/usr/share/AAVMF/AAVMF_CODE.fd"
+  [qemu-efi-arm]="file:/usr/share/AAVMF/AAVMF32_CODE.fd"
+  [gdisk]="cmd:sgdisk"
+  [dosfstools]="cmd:fsck.fat"
+  [mtools]="cmd:mdir"
+  [qemu-utils]="cmd:qemu-img"
+)
+want=(qemu-system-arm qemu-efi-aarch64 qemu-efi-arm)
+[ "$mode" = test ] && want+=(gdisk dosfstools mtools qemu-utils)
+
+have() {
+  local w
+  for w in ${provides[$1]}; do
+    case $w in
+      cmd:*) command -v "${w#cmd:}" >/dev/null 2>&1 || return 1 ;;
+      file:*) [ -e "${w#file:}" ] || return 1 ;;
+    esac
+  done
+}
+
+python=${PYTHON:-python3}
+py_ok() { "$python" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
+
+missing=()
+for p in "${want[@]}"; do have "$p" || missing+=("$p"); done
+if ! command -v "$python" >/dev/null 2>&1 || ! py_ok; then
+  missing+=(python3 python3-venv)
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    say "missing: ${missing[*]}"
+    say "install them with: sudo apt-get install ${missing[*]}   (then run this again)"
+    exit 1
+  fi
+fi
+if ! py_ok; then
+  say "$python is not Python >= 3.11 with the venv module; set PYTHON=/path/to/python3.11+ and run again"
+  exit 1
+fi
+
+venv=$top/.venv
+extra=""; [ "$mode" = test ] && extra="[test]"
+stamp=$venv/.vmconform-installed-$mode
+want_stamp=$(sha256sum "$top/pyproject.toml" | cut -d' ' -f1)
+if [ ! -x "$venv/bin/python" ]; then
+  say "creating $venv"
+  "$python" -m venv "$venv"
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want_stamp" ]; then
+  say "installing vmconform$extra into $venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$top$extra"
+  echo "$want_stamp" >"$stamp"
+fi

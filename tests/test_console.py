@@ -1,0 +1,96 @@
+"""The console layer on real processes: line splitting, ANSI stripping, dead ends, timeouts, killing."""
+
+import os
+import sys
+import textwrap
+
+import pytest
+
+from vmconform.console import Console, strip_ansi
+
+
+def script(body: str) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(body)]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0); look at its state
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_strip_ansi_breaks_lines_at_cursor_moves():
+    raw = b"\x1b[2J\x1b[01;01H\x1b[=3hBdsDxe: loading\r\n\x1b[1m\x1b[33mmap\x1b[0m: x\x1b[05;01HPress"
+    assert strip_ansi(raw).replace(b"\r\n", b"\n").split(b"\n") == [b"", b"", b"BdsDxe: loading", b"map: x", b"Press"]
+
+
+def test_matcher_sees_clean_lines_and_transcripts_are_written(tmp_path):
+    argv = script(r"""
+        import sys
+        sys.stdout.write("\x1b[2Jnoise\r\nVMCONFORM abc BOOT aarch64\r\n")
+        sys.stdout.flush()
+        import time; time.sleep(30)
+    """)
+    with Console(argv, tmp_path) as con:
+        stop = con.watch(lambda ln: "found" if ln.startswith("VMCONFORM") else None, timeout=20)
+        pid = con.pid
+    assert stop.reason == "matched" and stop.line == "VMCONFORM abc BOOT aarch64"
+    assert not alive(pid), "the context manager must kill the VM's process group"
+    assert "VMCONFORM abc BOOT aarch64\n" in (tmp_path / "console.log").read_text()
+    assert b"\x1b[2J" in (tmp_path / "console.raw").read_bytes()
+
+
+def test_dead_end_prompt_without_newline_ends_at_once(tmp_path):
+    argv = script(r"""
+        import sys, time
+        sys.stdout.write("UEFI firmware\r\n\x1b[06;01HShell> ")
+        sys.stdout.flush()
+        time.sleep(30)
+    """)
+    with Console(argv, tmp_path) as con:
+        stop = con.watch(lambda ln: None, timeout=20)
+    assert stop.reason == "dead-end"
+    assert stop.detail == "the firmware sits at the UEFI Shell prompt"
+    assert stop.elapsed < 10
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path):
+    # the "VM" starts a child of its own; both must be gone afterwards
+    argv = script(r"""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        print("child", child.pid, flush=True)
+        time.sleep(60)
+    """)
+    with Console(argv, tmp_path) as con:
+        stop = con.watch(lambda ln: None, timeout=1.5)
+        assert stop.reason == "timeout"
+        child = int(next(ln.split()[1] for ln in con.lines if ln.startswith("child")))
+        parent = con.pid
+    assert not alive(parent) and not alive(child)
+
+
+def test_exit_status_is_reported(tmp_path):
+    with Console(script("print('bye'); raise SystemExit(3)"), tmp_path) as con:
+        stop = con.watch(lambda ln: None, timeout=20)
+        assert stop.reason == "exited"
+        assert con.wait_exit(10) == 3
+    assert con.lines[-1] == "bye"
+
+
+def test_last_unfinished_line_is_offered_at_exit(tmp_path):
+    with Console(script("import sys; sys.stdout.write('VMCONFORM x END shutdown'); sys.stdout.flush()"), tmp_path) as con:
+        stop = con.watch(lambda ln: "end" if ln.endswith("END shutdown") else None, timeout=20)
+    assert stop.reason == "matched"
+
+
+def test_missing_binary_is_a_clean_error(tmp_path):
+    with pytest.raises(OSError, match="cannot start /nonexistent/qemu"):
+        Console(["/nonexistent/qemu"], tmp_path)

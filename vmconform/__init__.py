@@ -1,0 +1,1 @@
+"""vmconform: conformance suite for the VM System Specification for Arm Processors."""

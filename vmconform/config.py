@@ -1,0 +1,358 @@
+"""``hypervisors.yaml``: the hypervisor backends a run can boot on, validated on load.
+
+Format (see the file in the repository root for a commented example)::
+
+    default: qemu                 # used when --hypervisor is not given
+    hypervisors:
+      qemu:                       # the name --hypervisor takes
+        backend: qemu             # which module under vmconform/hypervisors drives it
+        accel: tcg                # backend-specific settings ...
+        arches:
+          aarch64: {binary: qemu-system-aarch64, machine: virt, cpu: cortex-a57, memory: 512M}
+        firmwares:                # the first one is the default
+          edk2:
+            aarch64: auto         # QEMU firmware descriptors; or {descriptor: PATH}; or {code: PATH, vars: PATH}
+
+Every problem is reported as one :class:`ConfigError` line that names the file,
+the line, the key and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vmconform import firmware as fwmod
+
+ARCHES = ("aarch64", "arm")
+
+
+class ConfigError(Exception):
+    """A one-line, user-facing configuration problem."""
+
+
+@dataclass(frozen=True)
+class ArchSettings:
+    arch: str
+    binary: str
+    machine: str
+    cpu: str
+    memory: str
+    extra_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FirmwareRef:
+    """How to find one firmware for one arch, as written in the file."""
+
+    name: str
+    arch: str
+    kind: str  # "auto" | "descriptor" | "paths"
+    key: str  # dotted key in the file, for messages
+    line: int
+    descriptor: Path | None = None
+    code: Path | None = None
+    vars: Path | None = None
+
+
+@dataclass(frozen=True)
+class HypervisorEntry:
+    name: str
+    backend: str
+    source: Path
+    line: int
+    description: str = ""
+    accel: str = "tcg"
+    timeout: float = 60.0
+    extra_args: tuple[str, ...] = ()
+    arches: Mapping[str, ArchSettings] = field(default_factory=dict)
+    firmwares: Mapping[str, Mapping[str, FirmwareRef]] = field(default_factory=dict)
+
+    @property
+    def default_firmware(self) -> str:
+        return next(iter(self.firmwares))
+
+
+@dataclass(frozen=True)
+class HypervisorsFile:
+    path: Path
+    default: str
+    entries: Mapping[str, HypervisorEntry]
+
+    def get(self, name: str | None) -> HypervisorEntry:
+        name = name or self.default
+        if name not in self.entries:
+            names = ", ".join(sorted(self.entries))
+            raise ConfigError(
+                f"{self.path}: no hypervisor named {name!r}; configured: {names} "
+                f"(choose one with --hypervisor, or add an entry under 'hypervisors:')"
+            )
+        return self.entries[name]
+
+
+# --- schema -----------------------------------------------------------------
+
+BACKENDS = ("qemu",)
+TOP_KEYS = {"default", "hypervisors"}
+ENTRY_KEYS = {"backend", "description", "accel", "timeout", "extra_args", "arches", "firmwares"}
+ARCH_KEYS = {"binary", "machine", "cpu", "memory", "extra_args"}
+ACCELS = ("tcg", "kvm", "hvf")
+FW_PATH_KEYS = {"code", "vars"}
+FW_DESC_KEYS = {"descriptor"}
+
+
+def _line_map(text: str) -> dict[tuple[str, ...], int]:
+    """Dotted key path -> 1-based line, from the YAML node tree."""
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                kp = path + (str(k.value),)
+                lines[kp] = k.start_mark.line + 1
+                walk(v, kp)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                walk(v, path + (str(i),))
+
+    root = yaml.compose(text)
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+class _Reader:
+    def __init__(self, path: Path, lines: dict[tuple[str, ...], int]):
+        self.path = path
+        self.lines = lines
+
+    def err(self, keypath: tuple[str, ...], msg: str) -> ConfigError:
+        line = self.lines.get(keypath)
+        while line is None and keypath:
+            keypath = keypath[:-1]
+            line = self.lines.get(keypath)
+        where = f"{self.path}:{line}" if line else str(self.path)
+        key = ".".join(keypath) if keypath else "(top level)"
+        return ConfigError(f"{where}: {key}: {msg}")
+
+    def line(self, keypath: tuple[str, ...]) -> int:
+        return self.lines.get(keypath, 0)
+
+    def mapping(self, value: Any, keypath: tuple[str, ...], allowed: set[str] | None = None) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.err(keypath, f"must be a mapping (key: value lines), not {_kind(value)}")
+        for k in value:
+            if not isinstance(k, str):
+                raise self.err(keypath, f"key {k!r} must be a string")
+            if allowed is not None and k not in allowed:
+                hint = ", ".join(sorted(allowed))
+                raise self.err(keypath + (k,), f"unknown key; allowed here: {hint}")
+        return value
+
+    def string(self, value: Any, keypath: tuple[str, ...]) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.err(keypath, f"must be a non-empty string, not {_kind(value)}")
+        return value
+
+    def strings(self, value: Any, keypath: tuple[str, ...]) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.err(keypath, f"must be a list of strings, not {_kind(value)}")
+        return tuple(value)
+
+    def number(self, value: Any, keypath: tuple[str, ...]) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise self.err(keypath, f"must be a positive number of seconds, not {_kind(value)}")
+        return float(value)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+def load(path: Path) -> HypervisorsFile:
+    """Read and structurally validate the file (no binaries or firmware are touched)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found; pass --hypervisors-file PATH or create it") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read ({e}); check the path and its permissions") from None
+    try:
+        data = yaml.safe_load(text)
+        lines = _line_map(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML ({problem}); fix the syntax") from None
+    r = _Reader(path, lines)
+    top = r.mapping(data, (), TOP_KEYS)
+    if "hypervisors" not in top:
+        raise r.err((), "missing key 'hypervisors' (a mapping of name -> backend settings)")
+    hvs = r.mapping(top["hypervisors"], ("hypervisors",))
+    if not hvs:
+        raise r.err(("hypervisors",), "is empty; configure at least one hypervisor")
+    entries = {name: _entry(r, name, spec) for name, spec in hvs.items()}
+    default = top.get("default", next(iter(entries)))
+    default = r.string(default, ("default",))
+    if default not in entries:
+        raise r.err(("default",), f"names {default!r}, which is not under 'hypervisors' ({', '.join(entries)})")
+    return HypervisorsFile(path, default, entries)
+
+
+def _entry(r: _Reader, name: str, spec: Any) -> HypervisorEntry:
+    kp = ("hypervisors", name)
+    spec = r.mapping(spec, kp, ENTRY_KEYS)
+    if "backend" not in spec:
+        raise r.err(kp, f"missing key 'backend' (one of: {', '.join(BACKENDS)})")
+    backend = r.string(spec["backend"], kp + ("backend",))
+    if backend not in BACKENDS:
+        raise r.err(kp + ("backend",), f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    accel = r.string(spec.get("accel", "tcg"), kp + ("accel",))
+    if accel not in ACCELS:
+        raise r.err(kp + ("accel",), f"unknown accelerator {accel!r}; use one of {', '.join(ACCELS)}")
+    if "arches" not in spec:
+        raise r.err(kp, "missing key 'arches' (per-architecture binary/machine/cpu/memory)")
+    arches_spec = r.mapping(spec["arches"], kp + ("arches",), set(ARCHES))
+    if not arches_spec:
+        raise r.err(kp + ("arches",), f"is empty; configure at least one of {', '.join(ARCHES)}")
+    arches = {a: _arch(r, kp + ("arches", a), a, s) for a, s in arches_spec.items()}
+    if "firmwares" not in spec:
+        raise r.err(kp, "missing key 'firmwares' (name -> per-arch firmware: auto, descriptor or code/vars)")
+    fws_spec = r.mapping(spec["firmwares"], kp + ("firmwares",))
+    if not fws_spec:
+        raise r.err(kp + ("firmwares",), "is empty; configure at least one firmware")
+    firmwares: dict[str, dict[str, FirmwareRef]] = {}
+    for fwname, per_arch in fws_spec.items():
+        fkp = kp + ("firmwares", fwname)
+        per_arch = r.mapping(per_arch, fkp, set(arches))
+        firmwares[fwname] = {a: _fwref(r, fkp + (a,), fwname, a, v) for a, v in per_arch.items()}
+    return HypervisorEntry(
+        name=name,
+        backend=backend,
+        source=r.path,
+        line=r.line(kp),
+        description=str(spec.get("description", "")),
+        accel=accel,
+        timeout=r.number(spec.get("timeout", 60), kp + ("timeout",)),
+        extra_args=r.strings(spec.get("extra_args", []), kp + ("extra_args",)),
+        arches=arches,
+        firmwares=firmwares,
+    )
+
+
+def _arch(r: _Reader, kp: tuple[str, ...], arch: str, spec: Any) -> ArchSettings:
+    spec = r.mapping(spec, kp, ARCH_KEYS)
+    for key in ("binary", "machine", "cpu", "memory"):
+        if key not in spec:
+            raise r.err(kp, f"missing key {key!r}")
+    return ArchSettings(
+        arch=arch,
+        binary=r.string(spec["binary"], kp + ("binary",)),
+        machine=r.string(spec["machine"], kp + ("machine",)),
+        cpu=r.string(spec["cpu"], kp + ("cpu",)),
+        memory=r.string(str(spec["memory"]), kp + ("memory",)),
+        extra_args=r.strings(spec.get("extra_args", []), kp + ("extra_args",)),
+    )
+
+
+def _fwref(r: _Reader, kp: tuple[str, ...], name: str, arch: str, spec: Any) -> FirmwareRef:
+    key = ".".join(kp)
+    line = r.line(kp)
+    if spec == "auto":
+        return FirmwareRef(name, arch, "auto", key, line)
+    if isinstance(spec, dict) and "descriptor" in spec:
+        spec = r.mapping(spec, kp, FW_DESC_KEYS)
+        return FirmwareRef(
+            name, arch, "descriptor", key, line, descriptor=_path(r, spec["descriptor"], kp + ("descriptor",))
+        )
+    if isinstance(spec, dict):
+        spec = r.mapping(spec, kp, FW_PATH_KEYS)
+        for k in ("code", "vars"):
+            if k not in spec:
+                raise r.err(kp, f"missing key {k!r} (give both code: and vars:, or 'auto', or descriptor:)")
+        return FirmwareRef(
+            name,
+            arch,
+            "paths",
+            key,
+            line,
+            code=_path(r, spec["code"], kp + ("code",)),
+            vars=_path(r, spec["vars"], kp + ("vars",)),
+        )
+    raise r.err(kp, f"must be 'auto', {{descriptor: PATH}} or {{code: PATH, vars: PATH}}, not {_kind(spec)}")
+
+
+def _path(r: _Reader, value: Any, kp: tuple[str, ...]) -> Path:
+    p = Path(os.path.expanduser(r.string(value, kp)))
+    return p if p.is_absolute() else (r.path.parent / p)
+
+
+# --- resources: checked only for what a run is about to use ----------------
+
+
+def resolve_binary(entry: HypervisorEntry, arch: str) -> str:
+    s = entry.arches[arch]
+    found = shutil.which(s.binary)
+    if found is None:
+        pkg = {"aarch64": "qemu-system-arm", "arm": "qemu-system-arm"}.get(arch, "qemu-system")
+        raise ConfigError(
+            f"{entry.source}:{entry.line}: hypervisors.{entry.name}.arches.{arch}.binary: "
+            f"{s.binary!r} not found on PATH; install {pkg} or give the full path"
+        )
+    return found
+
+
+def resolve_firmware(entry: HypervisorEntry, fwname: str, arch: str) -> fwmod.Firmware:
+    if fwname not in entry.firmwares:
+        names = ", ".join(entry.firmwares)
+        raise ConfigError(
+            f"{entry.source}:{entry.line}: hypervisors.{entry.name}.firmwares: no firmware named {fwname!r}; "
+            f"configured: {names} (choose with --firmware)"
+        )
+    per_arch = entry.firmwares[fwname]
+    if arch not in per_arch:
+        raise ConfigError(
+            f"{entry.source}:{entry.line}: hypervisors.{entry.name}.firmwares.{fwname}: no entry for {arch}; "
+            f"add '{arch}: auto' or code:/vars: paths, or run with --arch {' --arch '.join(per_arch)}"
+        )
+    ref = per_arch[arch]
+    where = f"{entry.source}:{ref.line}: {ref.key}"
+    machine = entry.arches[arch].machine
+    try:
+        if ref.kind == "auto":
+            return fwmod.find_by_descriptor(fwname, arch, machine)
+        if ref.kind == "descriptor":
+            assert ref.descriptor is not None
+            return fwmod.load_descriptor(ref.descriptor, fwname, arch, machine)
+        assert ref.code is not None and ref.vars is not None
+        return fwmod.explicit(fwname, arch, ref.code, ref.vars, source=where)
+    except fwmod.FirmwareError as e:
+        msg = str(e)
+        raise ConfigError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+
+
+def check_ready(entry: HypervisorEntry, arches: list[str], fwnames: list[str]) -> None:
+    """Everything a run on ``entry`` needs exists: binaries and firmware files."""
+    for arch in arches:
+        if arch not in entry.arches:
+            raise ConfigError(
+                f"{entry.source}:{entry.line}: hypervisors.{entry.name}.arches: no {arch!r}; "
+                f"configured: {', '.join(entry.arches)} (choose with --arch)"
+            )
+        resolve_binary(entry, arch)
+        for fw in fwnames:
+            resolve_firmware(entry, fw, arch)

@@ -1,0 +1,223 @@
+"""The serial console of one VM: a pexpect session, ANSI stripping, transcript, dead-end detection.
+
+The VM process runs on a pty in its own session (pexpect forks with ``setsid``), so
+its process id is also its process-group id: :meth:`Console.kill` ends it and
+anything it started, whatever state it is in.
+
+Transcripts: ``<name>.raw`` holds every byte as the guest sent it, ``<name>.log``
+the same text with terminal escapes removed, one line a line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import pexpect
+
+# Cursor moves and screen clears start a new line; every other escape is dropped.
+_ESC_BREAK = re.compile(rb"\x1b\[[0-9;]*[HfJ]")
+_ESC_OTHER = re.compile(rb"\x1b(?:\[[0-9;=?]*[A-Za-z]|[()][A-Za-z0-9]|[=>78cDEHMNOZ])")
+
+
+def strip_ansi(data: bytes) -> bytes:
+    return _ESC_OTHER.sub(b"", _ESC_BREAK.sub(b"\n", data))
+
+
+@dataclass(frozen=True)
+class DeadEnd:
+    """Console text that shows the firmware will not go on by itself."""
+
+    pattern: re.Pattern[str]
+    meaning: str
+    partial: bool = False  # also matched on an unfinished line (prompts print no newline)
+
+
+def _de(rx: str, meaning: str, partial: bool = False) -> DeadEnd:
+    return DeadEnd(re.compile(rx), meaning, partial)
+
+
+# EDK2 (ArmVirtQemu / OvmfPkg PlatformBootManagerLib) and generic CPU exception reports.
+LOAD_FAILURE = _de(r"failed to load Boot[0-9A-Fa-f]{4}", "the firmware failed to load a boot option")
+DEAD_ENDS: tuple[DeadEnd, ...] = (
+    _de(r'starting Boot[0-9A-Fa-f]{4} "EFI Internal Shell"', "the firmware fell back to the UEFI Shell"),
+    _de(r"UEFI Interactive Shell", "the firmware fell back to the UEFI Shell"),
+    _de(r"^Shell> ", "the firmware sits at the UEFI Shell prompt", partial=True),
+    _de(r"No bootable option or device was found", "the firmware found no bootable option"),
+    _de(r"Press any key to enter the Boot Manager Menu", "the firmware waits for a key", partial=True),
+    _de(
+        r"Synchronous Exception|Prefetch Abort|Data Abort|Undefined Instruction|SError Exception",
+        "a CPU exception was reported",
+    ),
+    _de(r"^ASSERT \[", "a firmware assertion failed"),
+)
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why watching the console ended."""
+
+    reason: str  # "matched" | "exited" | "dead-end" | "timeout"
+    detail: str = ""  # the matcher's verdict, or the dead end's meaning
+    line: str = ""  # the console line that decided it
+    elapsed: float = 0.0  # seconds since the console was started
+
+
+class Console:
+    """A VM process on a pty, read line by line.
+
+    Use as a context manager: on exit the whole process group is killed if still
+    alive and the transcripts are closed.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        workdir: Path,
+        name: str = "console",
+        env: Mapping[str, str] | None = None,
+        echo: Callable[[bytes], None] | None = None,
+    ) -> None:
+        self.workdir = workdir
+        self.raw_path = workdir / f"{name}.raw"
+        self.log_path = workdir / f"{name}.log"
+        self._raw: IO[bytes] = open(self.raw_path, "wb")
+        self._log: IO[str] = open(self.log_path, "w", encoding="utf-8")
+        self._echo = echo
+        self._pending = b""
+        self.lines: list[str] = []
+        self.started = time.monotonic()
+        self.exit_status: int | None = None
+        self.signal_status: int | None = None
+        self._eof = False
+        try:
+            self.proc = pexpect.spawn(
+                argv[0], list(argv[1:]), cwd=str(workdir), env=dict(env) if env else None, echo=False, timeout=None
+            )
+        except pexpect.ExceptionPexpect as e:
+            self.close()
+            raise OSError(f"cannot start {argv[0]}: {e}") from None
+        self.pid: int = self.proc.pid
+
+    # --- reading ---------------------------------------------------------
+    def _feed(self, data: bytes, from_vm: bool = True) -> list[str]:
+        if from_vm:
+            self._raw.write(data)
+            self._raw.flush()
+            if self._echo is not None:
+                self._echo(data)
+        text = self._pending + strip_ansi(data)
+        text = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *complete, self._pending = text.split(b"\n")
+        new = [c.decode("utf-8", "replace") for c in complete]
+        for line in new:
+            self._log.write(line + "\n")
+        self._log.flush()
+        self.lines.extend(new)
+        return new
+
+    @property
+    def partial_line(self) -> str:
+        return self._pending.decode("utf-8", "replace")
+
+    def watch(
+        self,
+        matcher: Callable[[str], str | None],
+        timeout: float,
+        dead_ends: Sequence[DeadEnd] = DEAD_ENDS,
+    ) -> Stop:
+        """Read until ``matcher`` returns a verdict for a line, a dead end shows, the VM exits, or time runs out.
+
+        ``timeout`` counts from now. Lines already read are not offered again.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._eof:
+                return Stop("exited", "the VM process ended", "", self.elapsed())
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return Stop("timeout", f"no decision within {timeout:g} s", self.partial_line, self.elapsed())
+            try:
+                data = self.proc.read_nonblocking(65536, timeout=min(left, 1.0))
+            except pexpect.TIMEOUT:
+                data = b""
+            except pexpect.EOF:
+                # Offer an unfinished last line too, then report the exit on the next turn.
+                self._eof = True
+                data = b"\n" if self._pending else b""
+            for line in self._feed(data, from_vm=not self._eof) if data else []:
+                verdict = matcher(line)
+                if verdict is not None:
+                    return Stop("matched", verdict, line, self.elapsed())
+                for de in dead_ends:
+                    if de.pattern.search(line):
+                        return Stop("dead-end", de.meaning, line, self.elapsed())
+            part = self.partial_line
+            if part:
+                for de in dead_ends:
+                    if de.partial and de.pattern.search(part):
+                        return Stop("dead-end", de.meaning, part, self.elapsed())
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """Wait for the process to end; its exit status, or None if it is still running."""
+        deadline = time.monotonic() + timeout
+        while not self._eof and time.monotonic() < deadline:
+            try:
+                data = self.proc.read_nonblocking(65536, timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+                self._feed(data)
+            except pexpect.TIMEOUT:
+                pass
+            except pexpect.EOF:
+                self._eof = True
+        if not self._eof:
+            return None
+        # The pty has closed; reap the process.
+        while self.proc.isalive() and time.monotonic() < deadline + 5:
+            time.sleep(0.01)
+        if self.proc.isalive():
+            return None
+        self.exit_status = self.proc.exitstatus
+        self.signal_status = self.proc.signalstatus
+        return self.exit_status if self.exit_status is not None else -(self.signal_status or 0)
+
+    def tail(self, n: int = 25) -> str:
+        lines = [ln for ln in self.lines if ln.strip()][-n:]
+        if self.partial_line.strip():
+            lines.append(self.partial_line)
+        return "\n".join(lines)
+
+    # --- ending ----------------------------------------------------------
+    def kill(self) -> None:
+        """Kill the VM's whole process group (idempotent)."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.close(force=True)
+        except Exception:  # noqa: BLE001 - best effort on teardown
+            pass
+
+    def close(self) -> None:
+        for f in (getattr(self, "_raw", None), getattr(self, "_log", None)):
+            if f is not None and not f.closed:
+                f.close()
+
+    def __enter__(self) -> Console:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if getattr(self, "proc", None) is not None and (self.proc.isalive() or not self._eof):
+            self.kill()
+        if self._pending:
+            self._feed(b"\n", from_vm=False)
+        self.close()

@@ -1,0 +1,188 @@
+"""Finding a VM's UEFI firmware: QEMU firmware descriptors or explicit paths.
+
+Implements the selection rules of QEMU's firmware interop description
+(qemu.git ``docs/interop/firmware.json``): descriptors are JSON files in
+``/usr/share/qemu/firmware``, ``/etc/qemu/firmware`` and
+``$XDG_CONFIG_HOME/qemu/firmware``; a file in a later directory replaces the
+file of the same name in an earlier one (an empty file masks it), and the
+merged list is tried in file-name order, first match wins.
+
+Vendor firmware files are only ever read here. Each boot gets its own copy of
+the variable-store template (see :func:`copy_vars_template`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+# QEMU's names for the guest architectures vmconform knows.
+QEMU_ARCH = {"aarch64": "aarch64", "arm": "arm"}
+
+# A conformance run boots an unsigned probe, so firmware that enforces Secure
+# Boot is never picked automatically.
+UNWANTED_FEATURES = frozenset({"secure-boot", "enrolled-keys", "amd-sev", "amd-sev-es", "intel-tdx"})
+
+
+class FirmwareError(Exception):
+    """A firmware file or descriptor is missing, unreadable or unsuitable (one-line message)."""
+
+
+@dataclass(frozen=True)
+class Firmware:
+    """One UEFI firmware build for one architecture.
+
+    ``code`` is mapped read-only (pflash unit 0); ``vars_template`` is copied per boot
+    and the copy is mapped writable (pflash unit 1).
+    """
+
+    name: str
+    arch: str
+    code: Path
+    vars_template: Path
+    source: str  # where it came from: a descriptor path or "hypervisors.yaml"
+    description: str = ""
+
+    def sha256(self) -> dict[str, str]:
+        return {"code": file_sha256(self.code), "vars_template": file_sha256(self.vars_template)}
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def descriptor_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
+    """The descriptor directories in QEMU's precedence order (lowest first)."""
+    env = os.environ if env is None else env
+    xdg = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "/root")) / ".config")
+    return [Path("/usr/share/qemu/firmware"), Path("/etc/qemu/firmware"), Path(xdg) / "qemu" / "firmware"]
+
+
+def list_descriptors(dirs: Sequence[Path]) -> list[Path]:
+    """Merge the directories by file name (later wins, empty masks), sorted by name."""
+    chosen: dict[str, Path] = {}
+    for d in dirs:
+        try:
+            entries = sorted(d.iterdir())
+        except OSError:
+            continue
+        for p in entries:
+            if p.suffix == ".json":
+                chosen[p.name] = p
+    result = []
+    for name in sorted(chosen):
+        p = chosen[name]
+        try:
+            if p.stat().st_size == 0:
+                continue
+        except OSError:
+            continue
+        result.append(p)
+    return result
+
+
+def _machine_matches(machine: str, patterns: Sequence[str]) -> bool:
+    for pat in patterns:
+        if fnmatch.fnmatchcase(machine, pat):
+            return True
+        # "virt" is QEMU's alias of the newest "virt-X.Y", which descriptors name as "virt-*".
+        if pat.endswith("-*") and machine == pat[:-2]:
+            return True
+    return False
+
+
+def _from_descriptor(path: Path, name: str, arch: str, machine: str, strict: bool) -> Firmware | None:
+    """Read one descriptor. Returns None when it does not fit (or raises when ``strict``)."""
+
+    def unfit(why: str) -> None:
+        if strict:
+            raise FirmwareError(f"{path}: {why}")
+
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        unfit(f"not a readable JSON firmware descriptor ({e})")
+        return None
+    if not isinstance(doc, dict):
+        unfit("not a JSON object")
+        return None
+    if "uefi" not in doc.get("interface-types", []):
+        unfit("interface-types does not include 'uefi'")
+        return None
+    targets = [t for t in doc.get("targets", []) if isinstance(t, dict)]
+    if not any(
+        t.get("architecture") == QEMU_ARCH[arch] and _machine_matches(machine, t.get("machines", []))
+        for t in targets
+    ):
+        unfit(f"no target for architecture {QEMU_ARCH[arch]} machine {machine}")
+        return None
+    bad = UNWANTED_FEATURES.intersection(doc.get("features", []))
+    if bad and not strict:
+        return None
+    mapping = doc.get("mapping", {})
+    if not isinstance(mapping, dict) or mapping.get("device") != "flash":
+        unfit("mapping.device is not 'flash' (vmconform needs a separate variable store)")
+        return None
+    try:
+        code = Path(mapping["executable"]["filename"])
+        tmpl = Path(mapping["nvram-template"]["filename"])
+    except (KeyError, TypeError):
+        unfit("mapping lacks executable.filename or nvram-template.filename")
+        return None
+    for key in ("executable", "nvram-template"):
+        fmt = mapping[key].get("format", "raw")
+        if fmt != "raw":
+            unfit(f"mapping.{key}.format is {fmt!r}; only raw is supported")
+            return None
+    for p in (code, tmpl):
+        if not os.access(p, os.R_OK):
+            unfit(f"names {p}, which is missing or unreadable")
+            return None
+    return Firmware(name, arch, code, tmpl, source=str(path), description=str(doc.get("description", "")))
+
+
+def find_by_descriptor(
+    name: str, arch: str, machine: str, dirs: Sequence[Path] | None = None
+) -> Firmware:
+    """The first descriptor that fits arch+machine, with UEFI on flash and no Secure Boot."""
+    dirs = descriptor_dirs() if dirs is None else dirs
+    for path in list_descriptors(dirs):
+        fw = _from_descriptor(path, name, arch, machine, strict=False)
+        if fw is not None:
+            return fw
+    where = ", ".join(str(d) for d in dirs)
+    pkg = {"aarch64": "qemu-efi-aarch64", "arm": "qemu-efi-arm"}.get(arch, "the UEFI firmware package")
+    raise FirmwareError(
+        f"no QEMU firmware descriptor for {arch} machine {machine} (UEFI, flash, no Secure Boot) in {where}; "
+        f"install {pkg} or give code:/vars: paths"
+    )
+
+
+def load_descriptor(path: Path, name: str, arch: str, machine: str) -> Firmware:
+    fw = _from_descriptor(path, name, arch, machine, strict=True)
+    assert fw is not None
+    return fw
+
+
+def explicit(name: str, arch: str, code: Path, vars_template: Path, source: str) -> Firmware:
+    for what, p in (("code", code), ("vars", vars_template)):
+        if not p.is_file() or not os.access(p, os.R_OK):
+            raise FirmwareError(f"{source}: {what}: {p} is missing or unreadable; fix the path")
+    return Firmware(name, arch, code, vars_template, source=source)
+
+
+def copy_vars_template(fw: Firmware, dest: Path) -> Path:
+    """A fresh, writable copy of the vendor's variable-store template for one boot."""
+    shutil.copyfile(fw.vars_template, dest)
+    dest.chmod(0o600)
+    return dest

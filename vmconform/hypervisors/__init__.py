@@ -1,0 +1,47 @@
+"""Hypervisor backends: one module each, behind the small :class:`Backend` interface.
+
+A backend turns a :class:`BootRequest` (disks, firmware, a private work folder)
+into a running VM whose serial console is a :class:`~vmconform.console.Console`.
+Adding a backend is one module here plus its name in ``config.BACKENDS`` and an
+entry in ``hypervisors.yaml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from vmconform.config import HypervisorEntry
+from vmconform.console import Console
+from vmconform.firmware import Firmware
+
+
+@dataclass(frozen=True)
+class BootRequest:
+    arch: str
+    disks: tuple[Path, ...]
+    firmware: Firmware
+    workdir: Path  # private to this boot: vars copy, transcripts, command line
+    vars_path: Path  # the writable variable store this boot uses (a per-case copy of the template)
+
+
+class Backend(Protocol):
+    entry: HypervisorEntry
+
+    def command(self, req: BootRequest) -> list[str]:
+        """The full command line that starts the VM (also written to the work folder)."""
+        ...
+
+    def start(self, req: BootRequest, echo: Callable[[bytes], None] | None = None) -> Console:
+        """Start the VM; its console is returned (use it as a context manager)."""
+        ...
+
+
+def backend_for(entry: HypervisorEntry) -> Backend:
+    if entry.backend == "qemu":
+        from vmconform.hypervisors.qemu import QemuBackend
+
+        return QemuBackend(entry)
+    raise ValueError(f"no backend module for {entry.backend!r}")

@@ -1,0 +1,339 @@
+"""The pytest plugin: options, case parametrization, boot fixtures and reports.
+
+Registered through the ``pytest11`` entry point, so ``pytest --help`` always lists
+the options. The conformance suite (``suite/``) switches it on from its
+``conftest.py`` (:func:`activate`): only then is ``hypervisors.yaml`` read and the
+chosen hypervisor checked, so the project's own unit tests never need a VM.
+
+Outputs of a run go to ``<reports-dir>/<run-id>/``: ``junit.xml``,
+``results.json`` and ``cases/<test>/`` (the VM command line and console
+transcripts); ``<reports-dir>/latest`` points at the newest run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vmconform import cases as casemod
+from vmconform import config as cfgmod
+from vmconform.firmware import Firmware, copy_vars_template
+from vmconform.hypervisors import Backend, backend_for
+from vmconform.runner import BootResult, boot
+
+RUN_DIR_KEY = "vmconform_run_dir"
+
+
+@dataclass
+class SuiteContext:
+    """What one run is about: the hypervisor entry, arches, firmwares, where reports go."""
+
+    hvfile: cfgmod.HypervisorsFile
+    entry: cfgmod.HypervisorEntry
+    arches: list[str]
+    firmwares: dict[tuple[str, str], Firmware]  # (firmware name, arch) -> firmware
+    firmware_names: list[str]
+    backend: Backend
+    run_dir: Path
+    timeout: float
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def firmware(self, name: str, arch: str) -> Firmware:
+        return self.firmwares[(name, arch)]
+
+
+CTX = pytest.StashKey[SuiteContext]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup(
+        "vmconform",
+        "vmconform: VM System Specification for Arm Processors conformance "
+        "(these apply when the suite in suite/ runs; see README.md)",
+    )
+    g.addoption(
+        "--hypervisor",
+        metavar="NAME",
+        help="which entry of hypervisors.yaml to boot on (default: its 'default' key, normally 'qemu')",
+    )
+    g.addoption(
+        "--hypervisors-file",
+        metavar="PATH",
+        help="the hypervisor configuration (default: hypervisors.yaml in the rootdir)",
+    )
+    g.addoption(
+        "--arch",
+        action="append",
+        choices=casemod.ARCH_NAMES,
+        help="guest architecture(s) to test, repeatable (default: every arch the hypervisor entry "
+        "configures and vmconform has a probe for)",
+    )
+    g.addoption(
+        "--firmware",
+        action="append",
+        metavar="NAME",
+        help="firmware(s) of the hypervisor entry to test, repeatable (default: the first one listed)",
+    )
+    g.addoption(
+        "--boot-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="backstop for one boot (default: the entry's 'timeout'); known firmware dead ends end a case at once",
+    )
+    g.addoption(
+        "--reports-dir",
+        metavar="DIR",
+        default="reports",
+        help="where each run writes <run-id>/{junit.xml,results.json,cases/} (default: reports)",
+    )
+
+
+def activate(config: pytest.Config) -> None:
+    """Switch the plugin on for this run: read and check hypervisors.yaml, set up the report folder.
+
+    Raises pytest.UsageError with one line on any configuration problem.
+    """
+    path = config.getoption("hypervisors_file")
+    hvpath = Path(path) if path else Path(config.rootpath) / "hypervisors.yaml"
+    try:
+        hvfile = cfgmod.load(hvpath)
+        entry = hvfile.get(config.getoption("hypervisor"))
+        wanted = config.getoption("arch")
+        if wanted:
+            arches = list(dict.fromkeys(wanted))
+        else:
+            arches = [a for a in entry.arches if casemod.has_probe(a)]
+        fwnames = list(dict.fromkeys(config.getoption("firmware") or [entry.default_firmware]))
+        cfgmod.check_ready(entry, arches, fwnames)
+        firmwares = {(fw, a): cfgmod.resolve_firmware(entry, fw, a) for fw in fwnames for a in arches}
+    except cfgmod.ConfigError as e:
+        raise pytest.UsageError(str(e)) from None
+    for a in arches:
+        if not casemod.has_probe(a):
+            raise pytest.UsageError(f"--arch {a}: vmconform has no {a} probe yet; choose another --arch")
+
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        run_dir = Path(workerinput[RUN_DIR_KEY])
+    else:
+        run_dir = _new_run_dir(Path(config.getoption("reports_dir")), entry.name)
+        if not config.option.xmlpath:
+            config.option.xmlpath = str(run_dir / "junit.xml")
+    timeout = config.getoption("boot_timeout") or entry.timeout
+    config.stash[CTX] = SuiteContext(
+        hvfile, entry, arches, firmwares, fwnames, backend_for(entry), run_dir, timeout
+    )
+
+
+def _new_run_dir(reports: Path, hv: str) -> Path:
+    reports = reports.resolve()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        run_dir = reports / (f"{stamp}-{hv}" if n == 0 else f"{stamp}-{hv}-{n}")
+        try:
+            run_dir.mkdir(parents=True)
+            break
+        except FileExistsError:
+            continue
+    latest = reports / "latest"
+    try:
+        if latest.is_symlink() or not latest.exists():
+            latest.unlink(missing_ok=True)
+            latest.symlink_to(run_dir.name)
+    except OSError:
+        pass
+    return run_dir
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "clause(*ids): spec clauses a test evidences (shared/spec/clauses.md)")
+    config.addinivalue_line("markers", "cases(**filters): which catalogue cases a suite test runs on")
+    if CTX not in config.stash:
+        given = [o for o in ("hypervisor", "hypervisors_file", "arch", "firmware") if config.getoption(o)]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise pytest.UsageError(
+                f"{flag} applies to the conformance suite: run pytest from the vmconform checkout "
+                f"(testpaths = suite) or name suite/ on the command line"
+            )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: every worker writes into the controller's run folder."""
+    ctx = node.config.stash.get(CTX, None)
+    if ctx is not None:
+        node.workerinput[RUN_DIR_KEY] = str(ctx.run_dir)
+
+
+def _ctx(config: pytest.Config) -> SuiteContext:
+    ctx = config.stash.get(CTX, None)
+    if ctx is None:
+        raise pytest.UsageError("vmconform fixtures need the suite's conftest.py (vmconform.pytest_plugin.activate)")
+    return ctx
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "case" not in metafunc.fixturenames:
+        return
+    ctx = _ctx(metafunc.config)
+    marker = metafunc.definition.get_closest_marker("cases")
+    filters = dict(marker.kwargs) if marker else {}
+    params = []
+    for fw in ctx.firmware_names:
+        for case in casemod.catalogue():
+            if case.arch not in ctx.arches:
+                continue
+            if any(getattr(case, k) != v for k, v in filters.items()):
+                continue
+            fwpart = f"-{fw}" if len(ctx.firmware_names) > 1 else ""
+            params.append(
+                pytest.param(
+                    (fw, case),
+                    id=f"{ctx.entry.name}{fwpart}-{case.name}",
+                    marks=[pytest.mark.clause(*case.clauses), pytest.mark.boot],
+                )
+            )
+    metafunc.parametrize("case", params, indirect=True)
+
+
+@pytest.fixture
+def case(request: pytest.FixtureRequest) -> casemod.Case:
+    fw, c = request.param
+    request.node.stash[_FW] = fw
+    return c  # type: ignore[no-any-return]
+
+
+_FW = pytest.StashKey[str]()
+
+
+def _slug(nodeid: str) -> str:
+    name = nodeid.split("::")[-1]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:120]
+
+
+@pytest.fixture
+def boot_case(
+    request: pytest.FixtureRequest, case: casemod.Case, tmp_path: Path
+) -> Callable[..., BootResult]:
+    """Build the case's image with a fresh nonce, boot it, and return what the probe said.
+
+    Call it as ``boot_case()``; ``boot_case(nonce=...)`` fixes the nonce. The console
+    transcript lands in the run's report folder; images and the vars copy live in
+    the test's private tmp_path.
+    """
+    ctx = _ctx(request.config)
+    fwname = request.node.stash[_FW]
+    fw = ctx.firmware(fwname, case.arch)
+    case_dir = ctx.run_dir / "cases" / _slug(request.node.nodeid)
+
+    def run(nonce: str | None = None) -> BootResult:
+        nonce = nonce or casemod.new_nonce()
+        disk = casemod.write_image(case, nonce, tmp_path / f"{case.name}.img")
+        vars_copy = copy_vars_template(fw, tmp_path / "vars.fd")
+        result = boot(
+            ctx.backend, case.arch, (disk,), fw, nonce, case_dir, ctx.timeout, vars_path=vars_copy
+        )
+        request.node.user_properties.append(
+            (
+                "vmconform",
+                {
+                    "case": case.name,
+                    "arch": case.arch,
+                    "layout": case.layout,
+                    "defect": case.defect,
+                    "clauses": list(case.clauses),
+                    "hypervisor": ctx.entry.name,
+                    "firmware": fwname,
+                    "firmware_code": str(fw.code),
+                    "firmware_source": fw.source,
+                    "nonce": nonce,
+                    "stop": result.stop.reason,
+                    "stop_detail": result.stop.detail,
+                    "exit_status": result.exit_status,
+                    "boot_seconds": round(result.elapsed, 3),
+                    "probe": [ln.raw for ln in result.lines],
+                    "transcript": str(result.transcript),
+                },
+            )
+        )
+        return result
+
+    return run
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # Collected in the controller (xdist forwards worker reports here).
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        _REPORTS.append(report)
+
+
+_REPORTS: list[pytest.TestReport] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    ctx = session.config.stash.get(CTX, None)
+    if ctx is None or hasattr(session.config, "workerinput"):
+        return
+    rows = []
+    for rep in _REPORTS:
+        info = next((v for k, v in rep.user_properties if k == "vmconform"), {})
+        rows.append(
+            {
+                "test": rep.nodeid,
+                "outcome": rep.outcome,
+                "when": rep.when,
+                "duration": round(rep.duration, 3),
+                "message": _first_line(rep) if rep.failed else "",
+                **info,
+            }
+        )
+    doc = {
+        "hypervisor": ctx.entry.name,
+        "backend": ctx.entry.backend,
+        "accel": ctx.entry.accel,
+        "hypervisors_file": str(ctx.hvfile.path),
+        "arches": ctx.arches,
+        "firmwares": {
+            f"{name}/{arch}": {"code": str(fw.code), "vars_template": str(fw.vars_template), "source": fw.source}
+            for (name, arch), fw in ctx.firmwares.items()
+        },
+        "exit_status": int(exitstatus),
+        "results": rows,
+    }
+    ctx.results = rows
+    (ctx.run_dir / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def _first_line(rep: pytest.TestReport) -> str:
+    text = str(rep.longrepr) if rep.longrepr is not None else ""
+    if hasattr(rep.longrepr, "reprcrash") and rep.longrepr.reprcrash is not None:  # type: ignore[union-attr]
+        text = rep.longrepr.reprcrash.message  # type: ignore[union-attr]
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    ctx = config.stash.get(CTX, None)
+    if ctx is None or hasattr(config, "workerinput"):
+        return
+    tr = terminalreporter
+    tr.section("vmconform")
+    counts: dict[str, int] = {}
+    for row in ctx.results:
+        counts[row["outcome"]] = counts.get(row["outcome"], 0) + 1
+    fws = ", ".join(f"{n}/{a}: {fw.code}" for (n, a), fw in ctx.firmwares.items())
+    tr.write_line(f"hypervisor {ctx.entry.name} ({ctx.entry.backend}, accel {ctx.entry.accel}); firmware {fws}")
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no cases ran"
+    tr.write_line(f"cases: {summary}")
+    for row in ctx.results:
+        if row["outcome"] != "passed":
+            tr.write_line(f"  {row['outcome'].upper()} {row['test']}: {row['message']}")
+    tr.write_line(f"reports: {ctx.run_dir}/ (junit.xml, results.json, cases/*/console.log)")

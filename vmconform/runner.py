@@ -1,0 +1,129 @@
+"""Boot one disk image and collect what the probe reports.
+
+A boot ends at the first of: the probe's ``END`` line with this case's nonce (then
+the VM must power itself off), a probe line with another nonce (a stale image),
+a firmware dead end (shell, boot menu, exception: see :mod:`vmconform.console`),
+the VM exiting, or the timeout. The VM's process group is always gone afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vmconform.console import Stop
+from vmconform.firmware import Firmware, copy_vars_template
+from vmconform.hypervisors import Backend, BootRequest
+from vmconform.probe import ProbeLine, parse_line
+
+# After the probe's END line, how long the VM may take to power off by itself.
+POWER_OFF_GRACE = 15.0
+
+
+class CaseFailure(AssertionError):
+    """A case's expectation did not hold; the message carries the evidence."""
+
+
+@dataclass(frozen=True)
+class BootResult:
+    nonce: str | None  # None: any probe was accepted
+    stop: Stop
+    exit_status: int | None  # None: it did not exit by itself and was killed
+    lines: tuple[ProbeLine, ...]  # probe lines carrying this case's nonce, in order
+    foreign: tuple[ProbeLine, ...]  # probe lines carrying another nonce
+    workdir: Path
+    transcript: Path
+    command: tuple[str, ...]
+    tail: str
+    elapsed: float
+    facts: dict[str, ProbeLine] = field(default_factory=dict)  # last line per key
+
+    def describe(self) -> str:
+        how = {
+            "matched": "the probe finished",
+            "exited": "the VM exited before the probe finished",
+            "dead-end": "the firmware reached a dead end",
+            "timeout": "timed out",
+        }[self.stop.reason]
+        status = "killed by the harness" if self.exit_status is None else f"exit status {self.exit_status}"
+        out = f"{how}: {self.stop.detail}"
+        if self.stop.line:
+            out += f"\n  at console line: {self.stop.line.strip()!r}"
+        return f"{out}\n  VM {status} after {self.elapsed:.1f} s; transcript: {self.transcript}"
+
+    def fail(self, why: str) -> CaseFailure:
+        return CaseFailure(f"{why}\n{self.describe()}\n--- console tail ---\n{self.tail}\n---")
+
+    def expect(self, key: str, *args: str) -> ProbeLine:
+        """The probe line ``key`` (with leading ``args``) for this nonce, or CaseFailure with the evidence."""
+        for line in self.lines:
+            if line.key == key and tuple(line.args[: len(args)]) == args:
+                return line
+        want = " ".join((f"VMCONFORM {self.nonce or '<any nonce>'} {key}",) + args)
+        if self.foreign:
+            return_line = self.foreign[0].raw.strip()
+            raise self.fail(f"expected {want!r} but the probe that ran is another case's: {return_line!r}")
+        raise self.fail(f"expected the probe line {want!r}; it never came")
+
+    def expect_clean_poweroff(self) -> None:
+        if self.exit_status != 0:
+            raise self.fail("expected the VM to power itself off (ResetSystem shutdown) with exit status 0")
+
+
+def boot(
+    backend: Backend,
+    arch: str,
+    disks: tuple[Path, ...],
+    firmware: Firmware,
+    nonce: str | None,
+    workdir: Path,
+    timeout: float,
+    echo: Callable[[bytes], None] | None = None,
+    vars_path: Path | None = None,
+) -> BootResult:
+    """Boot ``disks`` and watch for the probe with ``nonce`` (None: any); always leaves no VM behind."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    if vars_path is None:
+        vars_path = copy_vars_template(firmware, workdir / "vars.fd")
+    req = BootRequest(arch=arch, disks=disks, firmware=firmware, workdir=workdir, vars_path=vars_path)
+    mine: list[ProbeLine] = []
+    foreign: list[ProbeLine] = []
+
+    def matcher(text: str) -> str | None:
+        line = parse_line(text)
+        if line is None:
+            return None
+        if nonce is not None and line.nonce != nonce:
+            foreign.append(line)
+            return f"a probe with nonce {line.nonce} ran, but this case's nonce is {nonce} (stale image?)"
+        mine.append(line)
+        if line.key == "END":
+            return "the probe reported END"
+        return None
+
+    command = tuple(backend.command(req))
+    with backend.start(req, echo=echo) as console:
+        stop = console.watch(matcher, timeout)
+        exit_status: int | None = None
+        if stop.reason in ("matched", "exited") and not foreign:
+            exit_status = console.wait_exit(POWER_OFF_GRACE if stop.reason == "matched" else 5.0)
+        if exit_status is None:
+            console.kill()
+        elapsed = console.elapsed()
+        tail = console.tail()
+        transcript = console.log_path
+    facts = {ln.key: ln for ln in mine}
+    return BootResult(
+        nonce=nonce,
+        stop=stop,
+        exit_status=exit_status,
+        lines=tuple(mine),
+        foreign=tuple(foreign),
+        workdir=workdir,
+        transcript=transcript,
+        command=command,
+        tail=tail,
+        elapsed=elapsed,
+        facts=facts,
+    )
