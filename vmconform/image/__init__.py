@@ -1,0 +1,41 @@
+"""Pure-Python generator of GPT disk images with a FAT32 EFI System Partition.
+
+spec = DiskSpec(files=(EspFile("EFI/BOOT/BOOTAA64.EFI", pe_bytes),), seed="case-id")
+img = build_disk(spec)
+img.save(path)  # sparse file
+"""
+
+from vmconform.image.disk import (
+    BuiltDisk,
+    DataPartition,
+    DiskLayout,
+    DiskSpec,
+    EspPartition,
+    Partition,
+    PlacedPartition,
+    build_disk,
+    plan_disk,
+    render_disk,
+)
+from vmconform.image.fat import EspFile, Fat32Volume, FatVolumeSpec
+from vmconform.image.guid import ESP_TYPE_GUID, Guid
+from vmconform.image.sparse import SparseImage
+
+__all__ = [
+    "BuiltDisk",
+    "DataPartition",
+    "DiskLayout",
+    "DiskSpec",
+    "ESP_TYPE_GUID",
+    "EspFile",
+    "EspPartition",
+    "Fat32Volume",
+    "FatVolumeSpec",
+    "Guid",
+    "Partition",
+    "PlacedPartition",
+    "SparseImage",
+    "build_disk",
+    "plan_disk",
+    "render_disk",
+]
