@@ -57,7 +57,8 @@ def test_unknown_key_names_file_line_key_and_allowed(tmp_path):
 
 def test_missing_firmware_file(tmp_path):
     msg = load_error(
-        tmp_path, GOOD.replace("aarch64: auto", "aarch64: {code: /nonexistent/CODE.fd, vars: /nonexistent/VARS.fd}")
+        tmp_path,
+        GOOD.replace("aarch64: auto", "aarch64: {code: /nonexistent/CODE.fd, vars: /nonexistent/VARS.fd}"),
     )
     assert ":11: hypervisors.qemu.firmwares.edk2.aarch64" in msg
     assert "code: /nonexistent/CODE.fd is missing or unreadable; fix the path" in msg
@@ -83,8 +84,14 @@ def test_unknown_hypervisor_lists_configured_names(tmp_path):
         (GOOD.replace("backend: qemu", "backend: vmware"), "unknown backend 'vmware'; known: qemu"),
         (GOOD.replace("timeout: 30", "timeout: soon"), "timeout: must be a positive number of seconds"),
         (GOOD.replace("accel: tcg", "accel: warp"), "unknown accelerator 'warp'"),
-        (GOOD.replace("default: qemu", "default: xen"), "default: names 'xen', which is not under 'hypervisors'"),
-        (GOOD.replace("aarch64: auto", "aarch64: 42"), "must be 'auto', {descriptor: PATH} or {code: PATH, vars: PATH}"),
+        (
+            GOOD.replace("default: qemu", "default: xen"),
+            "default: names 'xen', which is not under 'hypervisors'",
+        ),
+        (
+            GOOD.replace("aarch64: auto", "aarch64: 42"),
+            "must be 'auto', {descriptor: PATH} or {code: PATH, vars: PATH}",
+        ),
         ("default: qemu\n", "missing key 'hypervisors'"),
     ],
 )

@@ -28,7 +28,13 @@ def alive(pid: int) -> bool:
 
 def test_strip_ansi_breaks_lines_at_cursor_moves():
     raw = b"\x1b[2J\x1b[01;01H\x1b[=3hBdsDxe: loading\r\n\x1b[1m\x1b[33mmap\x1b[0m: x\x1b[05;01HPress"
-    assert strip_ansi(raw).replace(b"\r\n", b"\n").split(b"\n") == [b"", b"", b"BdsDxe: loading", b"map: x", b"Press"]
+    assert strip_ansi(raw).replace(b"\r\n", b"\n").split(b"\n") == [
+        b"",
+        b"",
+        b"BdsDxe: loading",
+        b"map: x",
+        b"Press",
+    ]
 
 
 def test_matcher_sees_clean_lines_and_transcripts_are_written(tmp_path):
@@ -86,7 +92,9 @@ def test_exit_status_is_reported(tmp_path):
 
 
 def test_last_unfinished_line_is_offered_at_exit(tmp_path):
-    with Console(script("import sys; sys.stdout.write('VMCONFORM x END shutdown'); sys.stdout.flush()"), tmp_path) as con:
+    with Console(
+        script("import sys; sys.stdout.write('VMCONFORM x END shutdown'); sys.stdout.flush()"), tmp_path
+    ) as con:
         stop = con.watch(lambda ln: "end" if ln.endswith("END shutdown") else None, timeout=20)
     assert stop.reason == "matched"
 

@@ -49,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog="The nonce is the value the probe prints in every line (VMCONFORM <nonce> ...), so a boot can tell "
         "its own image from a stale one.\nWithout --nonce it is derived from the case name.",
     )
-    g.add_argument("--arch", choices=casemod.ARCH_NAMES, default="aarch64", help="guest architecture (default: aarch64)")
+    g.add_argument(
+        "--arch", choices=casemod.ARCH_NAMES, default="aarch64", help="guest architecture (default: aarch64)"
+    )
     g.add_argument("--layout", default="reference", help="disk layout from the catalogue (default: reference)")
     g.add_argument("--nonce", help="1-32 characters of [0-9A-Za-z_-] (default: derived from the case)")
     g.add_argument("-o", "--output", required=True, type=Path, help="image file to write (overwritten)")
@@ -69,7 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--hypervisors-file", type=Path, default=None, help="configuration file (default: ./hypervisors.yaml)"
     )
-    b.add_argument("--arch", choices=casemod.ARCH_NAMES, default="aarch64", help="guest architecture (default: aarch64)")
+    b.add_argument(
+        "--arch", choices=casemod.ARCH_NAMES, default="aarch64", help="guest architecture (default: aarch64)"
+    )
     b.add_argument("--firmware", help="firmware name of the entry (default: the first listed)")
     b.add_argument("--nonce", help="only accept probe lines with this nonce (default: any)")
     b.add_argument("--timeout", type=float, help="seconds before giving up (default: the entry's timeout)")
@@ -130,7 +134,10 @@ def _cmd_boot(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
         print(f"vmconform: {result.describe().splitlines()[0]}", file=sys.stderr)
         status = "killed by the harness" if result.exit_status is None else f"exit status {result.exit_status}"
-        print(f"vmconform: VM {status} after {result.elapsed:.1f} s; {len(result.lines)} probe lines", file=sys.stderr)
+        print(
+            f"vmconform: VM {status} after {result.elapsed:.1f} s; {len(result.lines)} probe lines",
+            file=sys.stderr,
+        )
         if args.keep:
             print(f"vmconform: transcript and command line in {args.keep}/", file=sys.stderr)
     return 0 if result.exit_status == 0 else 1

@@ -98,7 +98,12 @@ class Console:
         self._eof = False
         try:
             self.proc = pexpect.spawn(
-                argv[0], list(argv[1:]), cwd=str(workdir), env=dict(env) if env else None, echo=False, timeout=None
+                argv[0],
+                list(argv[1:]),
+                cwd=str(workdir),
+                env=dict(env) if env else None,
+                echo=False,
+                timeout=None,
             )
         except pexpect.ExceptionPexpect as e:
             self.close()

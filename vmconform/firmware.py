@@ -121,8 +121,7 @@ def _from_descriptor(path: Path, name: str, arch: str, machine: str, strict: boo
         return None
     targets = [t for t in doc.get("targets", []) if isinstance(t, dict)]
     if not any(
-        t.get("architecture") == QEMU_ARCH[arch] and _machine_matches(machine, t.get("machines", []))
-        for t in targets
+        t.get("architecture") == QEMU_ARCH[arch] and _machine_matches(machine, t.get("machines", [])) for t in targets
     ):
         unfit(f"no target for architecture {QEMU_ARCH[arch]} machine {machine}")
         return None
@@ -151,9 +150,7 @@ def _from_descriptor(path: Path, name: str, arch: str, machine: str, strict: boo
     return Firmware(name, arch, code, tmpl, source=str(path), description=str(doc.get("description", "")))
 
 
-def find_by_descriptor(
-    name: str, arch: str, machine: str, dirs: Sequence[Path] | None = None
-) -> Firmware:
+def find_by_descriptor(name: str, arch: str, machine: str, dirs: Sequence[Path] | None = None) -> Firmware:
     """The first descriptor that fits arch+machine, with UEFI on flash and no Secure Boot."""
     dirs = descriptor_dirs() if dirs is None else dirs
     for path in list_descriptors(dirs):

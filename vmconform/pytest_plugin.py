@@ -1,9 +1,10 @@
 """The pytest plugin: options, case parametrization, boot fixtures and reports.
 
 Registered through the ``pytest11`` entry point, so ``pytest --help`` always lists
-the options. The conformance suite (``suite/``) switches it on from its
-``conftest.py`` (:func:`activate`): only then is ``hypervisors.yaml`` read and the
-chosen hypervisor checked, so the project's own unit tests never need a VM.
+the options. It switches itself on (:func:`activate`) only when a run collects the
+suite directory (ini key ``vmconform_suite``, default ``suite``): only then is
+``hypervisors.yaml`` read and the chosen hypervisor checked, so the project's own
+unit tests never need a VM.
 
 Outputs of a run go to ``<reports-dir>/<run-id>/``: ``junit.xml``,
 ``results.json`` and ``cases/<test>/`` (the VM command line and console
@@ -16,7 +17,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,6 @@ class SuiteContext:
     backend: Backend
     run_dir: Path
     timeout: float
-    results: list[dict[str, Any]] = field(default_factory=list)
 
     def firmware(self, name: str, arch: str) -> Firmware:
         return self.firmwares[(name, arch)]
@@ -53,6 +53,12 @@ CTX = pytest.StashKey[SuiteContext]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "vmconform_suite",
+        "directory under the rootdir that holds the conformance suite; the plugin reads hypervisors.yaml and "
+        "boots VMs only when a run collects it",
+        default="suite",
+    )
     g = parser.getgroup(
         "vmconform",
         "vmconform: VM System Specification for Arm Processors conformance "
@@ -127,9 +133,10 @@ def activate(config: pytest.Config) -> None:
         if not config.option.xmlpath:
             config.option.xmlpath = str(run_dir / "junit.xml")
     timeout = config.getoption("boot_timeout") or entry.timeout
-    config.stash[CTX] = SuiteContext(
-        hvfile, entry, arches, firmwares, fwnames, backend_for(entry), run_dir, timeout
-    )
+    ctx = SuiteContext(hvfile, entry, arches, firmwares, fwnames, backend_for(entry), run_dir, timeout)
+    config.stash[CTX] = ctx
+    if workerinput is None:
+        config.pluginmanager.register(SuiteReporter(ctx), "vmconform-reporter")
 
 
 def _new_run_dir(reports: Path, hv: str) -> Path:
@@ -152,18 +159,47 @@ def _new_run_dir(reports: Path, hv: str) -> Path:
     return run_dir
 
 
-@pytest.hookimpl(trylast=True)
+def _runs_suite(config: pytest.Config) -> bool:
+    """True when the run collects (part of) the suite directory named by the ``vmconform_suite`` ini key."""
+    suite_dir = (config.rootpath / str(config.getini("vmconform_suite"))).resolve()
+    for arg in config.args:
+        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
+        if path == suite_dir or suite_dir in path.parents or path in suite_dir.parents:
+            return True
+    return False
+
+
+def _misread_path_option(config: pytest.Config) -> str | None:
+    """pytest finds its rootdir before plugin options are known, so ``--reports-dir /existing/dir`` (with a
+    space) makes it take the directory for a test path, lose the checkout's ini and its testpaths."""
+    if config.inipath is not None:
+        return None
+    for opt, flag in (("reports_dir", "--reports-dir"), ("hypervisors_file", "--hypervisors-file")):
+        value = config.getoption(opt)
+        if value and value in config.invocation_params.args and Path(value).exists():
+            return (
+                f"{flag} {value}: pytest took {value} for a test path while finding its rootdir; write {flag}={value}"
+            )
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "clause(*ids): spec clauses a test evidences (shared/spec/clauses.md)")
     config.addinivalue_line("markers", "cases(**filters): which catalogue cases a suite test runs on")
-    if CTX not in config.stash:
-        given = [o for o in ("hypervisor", "hypervisors_file", "arch", "firmware") if config.getoption(o)]
-        if given:
-            flag = "--" + given[0].replace("_", "-")
-            raise pytest.UsageError(
-                f"{flag} applies to the conformance suite: run pytest from the vmconform checkout "
-                f"(testpaths = suite) or name suite/ on the command line"
-            )
+    misread = _misread_path_option(config)
+    if misread:
+        raise pytest.UsageError(misread)
+    if _runs_suite(config):
+        activate(config)
+        return
+    given = [o for o in ("hypervisor", "hypervisors_file", "arch", "firmware") if config.getoption(o)]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise pytest.UsageError(
+            f"{flag} applies to the conformance suite ({config.getini('vmconform_suite')}/ under the rootdir): "
+            f"run pytest from the vmconform checkout or name the suite on the command line"
+        )
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -177,7 +213,9 @@ def pytest_configure_node(node: Any) -> None:
 def _ctx(config: pytest.Config) -> SuiteContext:
     ctx = config.stash.get(CTX, None)
     if ctx is None:
-        raise pytest.UsageError("vmconform fixtures need the suite's conftest.py (vmconform.pytest_plugin.activate)")
+        raise pytest.UsageError(
+            "vmconform's case fixtures belong to the conformance suite (ini key vmconform_suite, default suite/)"
+        )
     return ctx
 
 
@@ -209,7 +247,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def case(request: pytest.FixtureRequest) -> casemod.Case:
     fw, c = request.param
     request.node.stash[_FW] = fw
-    return c  # type: ignore[no-any-return]
+    assert isinstance(c, casemod.Case)
+    return c
 
 
 _FW = pytest.StashKey[str]()
@@ -221,9 +260,7 @@ def _slug(nodeid: str) -> str:
 
 
 @pytest.fixture
-def boot_case(
-    request: pytest.FixtureRequest, case: casemod.Case, tmp_path: Path
-) -> Callable[..., BootResult]:
+def boot_case(request: pytest.FixtureRequest, case: casemod.Case, tmp_path: Path) -> Callable[..., BootResult]:
     """Build the case's image with a fresh nonce, boot it, and return what the probe said.
 
     Call it as ``boot_case()``; ``boot_case(nonce=...)`` fixes the nonce. The console
@@ -239,9 +276,7 @@ def boot_case(
         nonce = nonce or casemod.new_nonce()
         disk = casemod.write_image(case, nonce, tmp_path / f"{case.name}.img")
         vars_copy = copy_vars_template(fw, tmp_path / "vars.fd")
-        result = boot(
-            ctx.backend, case.arch, (disk,), fw, nonce, case_dir, ctx.timeout, vars_path=vars_copy
-        )
+        result = boot(ctx.backend, case.arch, (disk,), fw, nonce, case_dir, ctx.timeout, vars_path=vars_copy)
         request.node.user_properties.append(
             (
                 "vmconform",
@@ -270,49 +305,6 @@ def boot_case(
     return run
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    # Collected in the controller (xdist forwards worker reports here).
-    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        _REPORTS.append(report)
-
-
-_REPORTS: list[pytest.TestReport] = []
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    ctx = session.config.stash.get(CTX, None)
-    if ctx is None or hasattr(session.config, "workerinput"):
-        return
-    rows = []
-    for rep in _REPORTS:
-        info = next((v for k, v in rep.user_properties if k == "vmconform"), {})
-        rows.append(
-            {
-                "test": rep.nodeid,
-                "outcome": rep.outcome,
-                "when": rep.when,
-                "duration": round(rep.duration, 3),
-                "message": _first_line(rep) if rep.failed else "",
-                **info,
-            }
-        )
-    doc = {
-        "hypervisor": ctx.entry.name,
-        "backend": ctx.entry.backend,
-        "accel": ctx.entry.accel,
-        "hypervisors_file": str(ctx.hvfile.path),
-        "arches": ctx.arches,
-        "firmwares": {
-            f"{name}/{arch}": {"code": str(fw.code), "vars_template": str(fw.vars_template), "source": fw.source}
-            for (name, arch), fw in ctx.firmwares.items()
-        },
-        "exit_status": int(exitstatus),
-        "results": rows,
-    }
-    ctx.results = rows
-    (ctx.run_dir / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
-
-
 def _first_line(rep: pytest.TestReport) -> str:
     text = str(rep.longrepr) if rep.longrepr is not None else ""
     if hasattr(rep.longrepr, "reprcrash") and rep.longrepr.reprcrash is not None:  # type: ignore[union-attr]
@@ -320,20 +312,62 @@ def _first_line(rep: pytest.TestReport) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    ctx = config.stash.get(CTX, None)
-    if ctx is None or hasattr(config, "workerinput"):
-        return
-    tr = terminalreporter
-    tr.section("vmconform")
-    counts: dict[str, int] = {}
-    for row in ctx.results:
-        counts[row["outcome"]] = counts.get(row["outcome"], 0) + 1
-    fws = ", ".join(f"{n}/{a}: {fw.code}" for (n, a), fw in ctx.firmwares.items())
-    tr.write_line(f"hypervisor {ctx.entry.name} ({ctx.entry.backend}, accel {ctx.entry.accel}); firmware {fws}")
-    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no cases ran"
-    tr.write_line(f"cases: {summary}")
-    for row in ctx.results:
-        if row["outcome"] != "passed":
-            tr.write_line(f"  {row['outcome'].upper()} {row['test']}: {row['message']}")
-    tr.write_line(f"reports: {ctx.run_dir}/ (junit.xml, results.json, cases/*/console.log)")
+class SuiteReporter:
+    """Controller-side hooks (xdist forwards worker reports here): results.json and the summary."""
+
+    def __init__(self, ctx: SuiteContext) -> None:
+        self.ctx = ctx
+        self.reports: list[pytest.TestReport] = []
+        self.rows: list[dict[str, Any]] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            self.reports.append(report)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        ctx = self.ctx
+        for rep in self.reports:
+            info: dict[str, Any] = next((v for k, v in rep.user_properties if k == "vmconform"), {})  # type: ignore[misc]
+            self.rows.append(
+                {
+                    "test": rep.nodeid,
+                    "outcome": rep.outcome,
+                    "when": rep.when,
+                    "duration": round(rep.duration, 3),
+                    "message": _first_line(rep) if rep.failed else "",
+                    **info,
+                }
+            )
+        doc = {
+            "hypervisor": ctx.entry.name,
+            "backend": ctx.entry.backend,
+            "accel": ctx.entry.accel,
+            "hypervisors_file": str(ctx.hvfile.path),
+            "arches": ctx.arches,
+            "firmwares": {
+                f"{name}/{arch}": {
+                    "code": str(fw.code),
+                    "vars_template": str(fw.vars_template),
+                    "source": fw.source,
+                }
+                for (name, arch), fw in ctx.firmwares.items()
+            },
+            "exit_status": int(exitstatus),
+            "results": self.rows,
+        }
+        (ctx.run_dir / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        ctx, tr = self.ctx, terminalreporter
+        tr.section("vmconform")
+        counts: dict[str, int] = {}
+        for row in self.rows:
+            counts[row["outcome"]] = counts.get(row["outcome"], 0) + 1
+        fws = ", ".join(f"{n}/{a}: {fw.code}" for (n, a), fw in ctx.firmwares.items())
+        tr.write_line(f"hypervisor {ctx.entry.name} ({ctx.entry.backend}, accel {ctx.entry.accel}); firmware {fws}")
+        summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no cases ran"
+        tr.write_line(f"cases: {summary}")
+        for row in self.rows:
+            if row["outcome"] != "passed":
+                tr.write_line(f"  {row['outcome'].upper()} {row['test']}: {row['message']}")
+        tr.write_line(f"reports: {ctx.run_dir}/ (junit.xml, results.json, cases/*/console.log)")

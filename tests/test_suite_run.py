@@ -1,0 +1,93 @@
+"""The conformance suite as a user runs it: pytest in a subprocess, reports, IDs and one-line errors."""
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_pytest(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_collect_only_lists_readable_ids():
+    p = run_pytest("--collect-only", "-q", "--arch", "aarch64")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "suite/test_boot.py::test_removable_media_boot[qemu-aarch64-reference]" in p.stdout
+
+
+@pytest.mark.boot
+def test_suite_passes_on_qemu_tcg_and_writes_reports(tmp_path):
+    p = run_pytest("-v", "--arch", "aarch64", f"--reports-dir={tmp_path}")
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    assert "test_removable_media_boot[qemu-aarch64-reference] PASSED" in p.stdout
+    assert "vmconform" in p.stdout and "cases: 1 passed" in p.stdout
+    run_dir = (tmp_path / "latest").resolve()
+    junit = ET.parse(run_dir / "junit.xml").getroot()
+    names = [tc.get("name") for tc in junit.iter("testcase")]
+    assert names == ["test_removable_media_boot[qemu-aarch64-reference]"]
+    doc = json.loads((run_dir / "results.json").read_text())
+    (row,) = doc["results"]
+    assert row["outcome"] == "passed" and row["exit_status"] == 0 and row["hypervisor"] == "qemu"
+    assert row["probe"][0] == f"VMCONFORM {row['nonce']} BOOT aarch64"
+    assert "IMG-4" in row["clauses"]
+    case_dir = run_dir / "cases" / "test_removable_media_boot_qemu-aarch64-reference"
+    assert f"VMCONFORM {row['nonce']} END shutdown" in (case_dir / "console.log").read_text()
+
+
+def test_unknown_hypervisor_lists_the_configured_names():
+    p = run_pytest("--hypervisor=nope")
+    assert p.returncode == 4
+    err = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert err == [
+        f"ERROR: {REPO / 'hypervisors.yaml'}: no hypervisor named 'nope'; configured: kvm, qemu "
+        "(choose one with --hypervisor, or add an entry under 'hypervisors:')"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        (
+            "hypervisors:\n  qemu:\n    backend: qemu\n    arches: {}\n    bogus: 1\n",
+            "hypervisors.yaml:5: hypervisors.qemu.bogus: unknown key; allowed here:",
+        ),
+        (
+            "hypervisors:\n  qemu:\n    backend: qemu\n    arches:\n      aarch64: {binary: qemu-system-aarch64, "
+            "machine: virt, cpu: max, memory: 1G}\n    firmwares:\n      edk2:\n        aarch64: "
+            "{code: /nonexistent/C.fd, vars: /nonexistent/V.fd}\n",
+            "hypervisors.yaml:8: hypervisors.qemu.firmwares.edk2.aarch64: code: /nonexistent/C.fd is missing",
+        ),
+    ],
+)
+def test_bad_hypervisors_file_is_one_line(tmp_path, yaml_text, expected):
+    f = tmp_path / "hypervisors.yaml"
+    f.write_text(yaml_text)
+    p = run_pytest(f"--hypervisors-file={f}")
+    assert p.returncode == 4
+    err = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("ERROR: ") and expected in err[0], p.stderr
+
+
+def test_suite_options_outside_the_suite_are_refused(tmp_path):
+    (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
+    p = run_pytest("--hypervisor=qemu", str(tmp_path / "test_x.py"), f"--rootdir={tmp_path}")
+    assert p.returncode == 4
+    assert "--hypervisor applies to the conformance suite" in p.stderr
+
+
+def test_space_separated_path_option_outside_the_checkout_is_explained(tmp_path):
+    p = run_pytest("--reports-dir", str(tmp_path))
+    assert p.returncode == 4
+    assert f"write --reports-dir={tmp_path}" in p.stderr
