@@ -19,8 +19,9 @@ declare -A provides=(
   [dosfstools]="cmd:fsck.fat"
   [mtools]="cmd:mdir"
   [qemu-utils]="cmd:qemu-img"
+  [u-boot-qemu]="file:/usr/lib/u-boot/qemu_arm64/u-boot.bin file:/usr/lib/u-boot/qemu_arm/u-boot.bin"
 )
-want=(qemu-system-arm qemu-efi-aarch64 qemu-efi-arm)
+want=(qemu-system-arm qemu-efi-aarch64 qemu-efi-arm u-boot-qemu)
 [ "$mode" = test ] && want+=(gdisk dosfstools mtools qemu-utils)
 
 have() {

@@ -60,3 +60,18 @@ def test_no_boot_file_is_a_dead_end_not_a_timeout(qemu, tmp_path):
     assert r.elapsed < 30
     with pytest.raises(runner.CaseFailure, match="the firmware reached a dead end"):
         r.expect("BOOT", "aarch64")
+
+
+def test_u_boot_boots_the_reference_image_from_the_removable_media_path(tmp_path):
+    """A second UEFI implementation (Debian's u-boot-qemu, loaded with -bios, no pflash store)."""
+    entry = config.load(REPO / "hypervisors.yaml").get("qemu")
+    fw = config.resolve_firmware(entry, "u-boot", "aarch64")
+    assert fw.mapping == "bios" and fw.vars_template is None
+    nonce = cases.new_nonce()
+    disk = cases.write_image(cases.find("aarch64"), nonce, tmp_path / "disk.img")
+    r = runner.boot(backend_for(entry), "aarch64", (disk,), fw, nonce, tmp_path / "run", timeout=60)
+    r.expect("BOOT", "aarch64")
+    assert r.expect("FW").fields["vendor"] == "Das U-Boot"
+    r.expect_clean_poweroff()
+    cmd = (tmp_path / "run" / "command.sh").read_text()
+    assert "-bios /usr/lib/u-boot/qemu_arm64/u-boot.bin" in cmd and "pflash" not in cmd

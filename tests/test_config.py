@@ -90,7 +90,7 @@ def test_unknown_hypervisor_lists_configured_names(tmp_path):
         ),
         (
             GOOD.replace("aarch64: auto", "aarch64: 42"),
-            "must be 'auto', {descriptor: PATH} or {code: PATH, vars: PATH}",
+            "must be 'auto', {descriptor: PATH}, {code: PATH, vars: PATH} or {bios: PATH}",
         ),
         ("default: qemu\n", "missing key 'hypervisors'"),
     ],
@@ -109,3 +109,13 @@ def test_unreadable_firmware_descriptor(tmp_path):
     desc.write_text("{not json")
     msg = load_error(tmp_path, GOOD.replace("aarch64: auto", f"aarch64: {{descriptor: {desc}}}"))
     assert "not a readable JSON firmware descriptor" in msg and str(desc) in msg
+
+
+def test_bios_firmware_has_no_vars_store(tmp_path):
+    rom = tmp_path / "u-boot.bin"
+    rom.write_bytes(b"\0" * 64)
+    f = config.load(write(tmp_path, GOOD.replace("aarch64: auto", f"aarch64: {{bios: {rom}}}")))
+    fw = config.resolve_firmware(f.get(None), "edk2", "aarch64")
+    assert (fw.mapping, fw.code, fw.vars_template) == ("bios", rom, None)
+    msg = load_error(tmp_path, GOOD.replace("aarch64: auto", "aarch64: {bios: /nonexistent/u-boot.bin}"))
+    assert "bios: /nonexistent/u-boot.bin is missing or unreadable" in msg

@@ -53,12 +53,13 @@ class FirmwareRef:
 
     name: str
     arch: str
-    kind: str  # "auto" | "descriptor" | "paths"
+    kind: str  # "auto" | "descriptor" | "paths" | "bios"
     key: str  # dotted key in the file, for messages
     line: int
     descriptor: Path | None = None
     code: Path | None = None
     vars: Path | None = None
+    bios: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ ARCH_KEYS = {"binary", "machine", "cpu", "memory", "extra_args"}
 ACCELS = ("tcg", "kvm", "hvf")
 FW_PATH_KEYS = {"code", "vars"}
 FW_DESC_KEYS = {"descriptor"}
+FW_BIOS_KEYS = {"bios"}
 
 
 def _line_map(text: str) -> dict[tuple[str, ...], int]:
@@ -274,6 +276,9 @@ def _fwref(r: _Reader, kp: tuple[str, ...], name: str, arch: str, spec: Any) -> 
     line = r.line(kp)
     if spec == "auto":
         return FirmwareRef(name, arch, "auto", key, line)
+    if isinstance(spec, dict) and "bios" in spec:
+        spec = r.mapping(spec, kp, FW_BIOS_KEYS)
+        return FirmwareRef(name, arch, "bios", key, line, bios=_path(r, spec["bios"], kp + ("bios",)))
     if isinstance(spec, dict) and "descriptor" in spec:
         spec = r.mapping(spec, kp, FW_DESC_KEYS)
         return FirmwareRef(
@@ -293,7 +298,9 @@ def _fwref(r: _Reader, kp: tuple[str, ...], name: str, arch: str, spec: Any) -> 
             code=_path(r, spec["code"], kp + ("code",)),
             vars=_path(r, spec["vars"], kp + ("vars",)),
         )
-    raise r.err(kp, f"must be 'auto', {{descriptor: PATH}} or {{code: PATH, vars: PATH}}, not {_kind(spec)}")
+    raise r.err(
+        kp, f"must be 'auto', {{descriptor: PATH}}, {{code: PATH, vars: PATH}} or {{bios: PATH}}, not {_kind(spec)}"
+    )
 
 
 def _path(r: _Reader, value: Any, kp: tuple[str, ...]) -> Path:
@@ -338,6 +345,9 @@ def resolve_firmware(entry: HypervisorEntry, fwname: str, arch: str) -> fwmod.Fi
         if ref.kind == "descriptor":
             assert ref.descriptor is not None
             return fwmod.load_descriptor(ref.descriptor, fwname, arch, machine)
+        if ref.kind == "bios":
+            assert ref.bios is not None
+            return fwmod.boot_rom(fwname, arch, ref.bios, source=where)
         assert ref.code is not None and ref.vars is not None
         return fwmod.explicit(fwname, arch, ref.code, ref.vars, source=where)
     except fwmod.FirmwareError as e:

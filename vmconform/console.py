@@ -56,6 +56,9 @@ DEAD_ENDS: tuple[DeadEnd, ...] = (
         "a CPU exception was reported",
     ),
     _de(r"^ASSERT \[", "a firmware assertion failed"),
+    # U-Boot
+    _de(r"^=> ", "U-Boot stopped at its command prompt", partial=True),
+    _de(r'"Synchronous Abort" handler|"Error" handler|Resetting CPU \.\.\.', "U-Boot reported a CPU exception"),
 )
 
 

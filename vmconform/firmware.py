@@ -38,19 +38,28 @@ class FirmwareError(Exception):
 class Firmware:
     """One UEFI firmware build for one architecture.
 
-    ``code`` is mapped read-only (pflash unit 0); ``vars_template`` is copied per boot
-    and the copy is mapped writable (pflash unit 1).
+    ``mapping`` "flash": ``code`` is mapped read-only (pflash unit 0) and ``vars_template``
+    is copied per boot, the copy mapped writable (pflash unit 1), as EDK2 expects.
+    ``mapping`` "bios": ``code`` is loaded as the boot ROM image (QEMU ``-bios``) and there is
+    no separate variable store (U-Boot, for instance, keeps its variables in a file on the ESP).
     """
 
     name: str
     arch: str
     code: Path
-    vars_template: Path
+    vars_template: Path | None
     source: str  # where it came from: a descriptor path or "hypervisors.yaml"
     description: str = ""
+    mapping: str = "flash"
+
+    def files(self) -> dict[str, Path]:
+        out = {"code": self.code}
+        if self.vars_template is not None:
+            out["vars_template"] = self.vars_template
+        return out
 
     def sha256(self) -> dict[str, str]:
-        return {"code": file_sha256(self.code), "vars_template": file_sha256(self.vars_template)}
+        return {k: file_sha256(p) for k, p in self.files().items()}
 
 
 def file_sha256(path: Path) -> str:
@@ -173,13 +182,25 @@ def load_descriptor(path: Path, name: str, arch: str, machine: str) -> Firmware:
 
 def explicit(name: str, arch: str, code: Path, vars_template: Path, source: str) -> Firmware:
     for what, p in (("code", code), ("vars", vars_template)):
-        if not p.is_file() or not os.access(p, os.R_OK):
-            raise FirmwareError(f"{source}: {what}: {p} is missing or unreadable; fix the path")
+        _readable(p, what, source)
     return Firmware(name, arch, code, vars_template, source=source)
 
 
-def copy_vars_template(fw: Firmware, dest: Path) -> Path:
-    """A fresh, writable copy of the vendor's variable-store template for one boot."""
+def boot_rom(name: str, arch: str, bios: Path, source: str) -> Firmware:
+    """Firmware loaded as the boot ROM (``-bios``), with no separate variable store."""
+    _readable(bios, "bios", source)
+    return Firmware(name, arch, bios, None, source=source, mapping="bios")
+
+
+def _readable(p: Path, what: str, source: str) -> None:
+    if not p.is_file() or not os.access(p, os.R_OK):
+        raise FirmwareError(f"{source}: {what}: {p} is missing or unreadable; fix the path")
+
+
+def copy_vars_template(fw: Firmware, dest: Path) -> Path | None:
+    """A fresh, writable copy of the vendor's variable-store template for one boot (None: the firmware has none)."""
+    if fw.vars_template is None:
+        return None
     shutil.copyfile(fw.vars_template, dest)
     dest.chmod(0o600)
     return dest

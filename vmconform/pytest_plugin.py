@@ -346,8 +346,8 @@ class SuiteReporter:
             "arches": ctx.arches,
             "firmwares": {
                 f"{name}/{arch}": {
-                    "code": str(fw.code),
-                    "vars_template": str(fw.vars_template),
+                    **{k: str(p) for k, p in fw.files().items()},
+                    "mapping": fw.mapping,
                     "source": fw.source,
                 }
                 for (name, arch), fw in ctx.firmwares.items()

@@ -85,7 +85,7 @@ def boot(
     """Boot ``disks`` and watch for the probe with ``nonce`` (None: any); always leaves no VM behind."""
     workdir.mkdir(parents=True, exist_ok=True)
     if vars_path is None:
-        vars_path = copy_vars_template(firmware, workdir / "vars.fd")
+        vars_path = copy_vars_template(firmware, workdir / "vars.fd")  # None when the firmware has no store
     req = BootRequest(arch=arch, disks=disks, firmware=firmware, workdir=workdir, vars_path=vars_path)
     mine: list[ProbeLine] = []
     foreign: list[ProbeLine] = []

@@ -24,7 +24,7 @@ class BootRequest:
     disks: tuple[Path, ...]
     firmware: Firmware
     workdir: Path  # private to this boot: vars copy, transcripts, command line
-    vars_path: Path  # the writable variable store this boot uses (a per-case copy of the template)
+    vars_path: Path | None  # the writable variable store this boot uses (a per-case copy); None: none
 
 
 class Backend(Protocol):

@@ -35,9 +35,13 @@ class QemuBackend:
             "-monitor", "none",
             "-serial", "stdio",
             "-boot", "menu=on,splash-time=0",
-            "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={req.firmware.code}",
-            "-drive", f"if=pflash,format=raw,unit=1,file={req.vars_path}",
         ]  # fmt: skip
+        if req.firmware.mapping == "bios":
+            argv += ["-bios", str(req.firmware.code)]
+        else:
+            argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={req.firmware.code}"]
+            if req.vars_path is not None:
+                argv += ["-drive", f"if=pflash,format=raw,unit=1,file={req.vars_path}"]
         for i, disk in enumerate(req.disks):
             argv += [
                 "-drive", f"if=none,id=disk{i},format=raw,file={disk}",
