@@ -119,3 +119,10 @@ def test_bios_firmware_has_no_vars_store(tmp_path):
     assert (fw.mapping, fw.code, fw.vars_template) == ("bios", rom, None)
     msg = load_error(tmp_path, GOOD.replace("aarch64: auto", "aarch64: {bios: /nonexistent/u-boot.bin}"))
     assert "bios: /nonexistent/u-boot.bin is missing or unreadable" in msg
+
+
+def test_not_supported_declares_clauses_with_reasons(tmp_path):
+    text = GOOD + "    not_supported:\n      FW-5: variables are kept in RAM by design\n"
+    assert config.load(write(tmp_path, text)).get(None).not_supported == {"FW-5": "variables are kept in RAM by design"}
+    msg = load_error(tmp_path, GOOD + "    not_supported:\n      FW-55: typo\n")
+    assert "hypervisors.qemu.not_supported.FW-55: unknown clause; known: IMG-1" in msg

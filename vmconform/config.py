@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from vmconform import clauses as clmod
 from vmconform import firmware as fwmod
 
 ARCHES = ("aarch64", "arm")
@@ -74,6 +75,7 @@ class HypervisorEntry:
     extra_args: tuple[str, ...] = ()
     arches: Mapping[str, ArchSettings] = field(default_factory=dict)
     firmwares: Mapping[str, Mapping[str, FirmwareRef]] = field(default_factory=dict)
+    not_supported: Mapping[str, str] = field(default_factory=dict)  # clause ID -> the declared reason
 
     @property
     def default_firmware(self) -> str:
@@ -101,7 +103,7 @@ class HypervisorsFile:
 
 BACKENDS = ("qemu",)
 TOP_KEYS = {"default", "hypervisors"}
-ENTRY_KEYS = {"backend", "description", "accel", "timeout", "extra_args", "arches", "firmwares"}
+ENTRY_KEYS = {"backend", "description", "accel", "timeout", "extra_args", "arches", "firmwares", "not_supported"}
 ARCH_KEYS = {"binary", "machine", "cpu", "memory", "extra_args"}
 ACCELS = ("tcg", "kvm", "hvf")
 FW_PATH_KEYS = {"code", "vars"}
@@ -242,6 +244,12 @@ def _entry(r: _Reader, name: str, spec: Any) -> HypervisorEntry:
         fkp = kp + ("firmwares", fwname)
         per_arch = r.mapping(per_arch, fkp, set(arches))
         firmwares[fwname] = {a: _fwref(r, fkp + (a,), fwname, a, v) for a, v in per_arch.items()}
+    ns_spec = r.mapping(spec.get("not_supported", {}), kp + ("not_supported",))
+    not_supported = {}
+    for clause_id, reason in ns_spec.items():
+        if clause_id not in clmod.BY_ID:
+            raise r.err(kp + ("not_supported", clause_id), f"unknown clause; known: {', '.join(clmod.BY_ID)}")
+        not_supported[clause_id] = r.string(reason, kp + ("not_supported", clause_id))
     return HypervisorEntry(
         name=name,
         backend=backend,
@@ -253,6 +261,7 @@ def _entry(r: _Reader, name: str, spec: Any) -> HypervisorEntry:
         extra_args=r.strings(spec.get("extra_args", []), kp + ("extra_args",)),
         arches=arches,
         firmwares=firmwares,
+        not_supported=not_supported,
     )
 
 

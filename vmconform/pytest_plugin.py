@@ -24,7 +24,9 @@ from typing import Any
 import pytest
 
 from vmconform import cases as casemod
+from vmconform import clauses as clmod
 from vmconform import config as cfgmod
+from vmconform import verdicts as vdmod
 from vmconform.firmware import Firmware, copy_vars_template
 from vmconform.hypervisors import Backend, backend_for
 from vmconform.runner import BootResult, boot
@@ -44,6 +46,7 @@ class SuiteContext:
     backend: Backend
     run_dir: Path
     timeout: float
+    spec: str
 
     def firmware(self, name: str, arch: str) -> Firmware:
         return self.firmwares[(name, arch)]
@@ -94,6 +97,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="backstop for one boot (default: the entry's 'timeout'); known firmware dead ends end a case at once",
     )
     g.addoption(
+        "--spec",
+        choices=clmod.SPEC_VERSIONS,
+        default=clmod.DEFAULT_SPEC,
+        help="spec version whose clause levels apply (default: %(default)s): 1.0 wants a DT and UEFI 2.4, "
+        "2.0 wants ACPI and DT, UEFI 2.6, PSCI 0.2, GICv2 and v3",
+    )
+    g.addoption(
         "--reports-dir",
         metavar="DIR",
         default="reports",
@@ -133,7 +143,8 @@ def activate(config: pytest.Config) -> None:
         if not config.option.xmlpath:
             config.option.xmlpath = str(run_dir / "junit.xml")
     timeout = config.getoption("boot_timeout") or entry.timeout
-    ctx = SuiteContext(hvfile, entry, arches, firmwares, fwnames, backend_for(entry), run_dir, timeout)
+    spec = config.getoption("spec")
+    ctx = SuiteContext(hvfile, entry, arches, firmwares, fwnames, backend_for(entry), run_dir, timeout, spec)
     config.stash[CTX] = ctx
     if workerinput is None:
         config.pluginmanager.register(SuiteReporter(ctx), "vmconform-reporter")
@@ -305,6 +316,39 @@ def boot_case(request: pytest.FixtureRequest, case: casemod.Case, tmp_path: Path
     return run
 
 
+class Judge:
+    """Turns a test's boot results into clause verdicts: records them for the reports, fails the test on a
+    MUST-level failure, warns on a SHOULD-level one."""
+
+    def __init__(self, node: pytest.Item, ctx: SuiteContext, case: casemod.Case, fw: Firmware) -> None:
+        self.node, self.ctx, self.case, self.firmware = node, ctx, case, fw
+        self.spec = ctx.spec
+
+    def record(self, verdicts: list[vdmod.Verdict], result: BootResult | None = None) -> None:
+        declared = self.ctx.entry.not_supported
+        verdicts = [
+            vdmod.Verdict(v.clause, vdmod.NOT_SUPPORTED, f"declared: {declared[v.clause]} ({v.evidence})", v.case)
+            if v.clause in declared and v.status != vdmod.PASS
+            else v
+            for v in verdicts
+        ]
+        self.node.user_properties.append(("vmconform_verdicts", [v.as_dict() for v in verdicts]))
+        vdmod.enforce(verdicts, self.spec, result)
+
+    def removable_media_boot(self, result: BootResult) -> None:
+        self.record(
+            vdmod.removable_media_boot(result, self.case.arch, self.spec, self.firmware.mapping, self.case.name),
+            result,
+        )
+
+
+@pytest.fixture
+def judge(request: pytest.FixtureRequest, case: casemod.Case) -> Judge:
+    """Clause verdicts for this test (see :class:`Judge`)."""
+    ctx = _ctx(request.config)
+    return Judge(request.node, ctx, case, ctx.firmware(request.node.stash[_FW], case.arch))
+
+
 def _first_line(rep: pytest.TestReport) -> str:
     text = str(rep.longrepr) if rep.longrepr is not None else ""
     if hasattr(rep.longrepr, "reprcrash") and rep.longrepr.reprcrash is not None:  # type: ignore[union-attr]
@@ -319,6 +363,7 @@ class SuiteReporter:
         self.ctx = ctx
         self.reports: list[pytest.TestReport] = []
         self.rows: list[dict[str, Any]] = []
+        self.clauses: list[dict[str, Any]] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
@@ -326,6 +371,12 @@ class SuiteReporter:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         ctx = self.ctx
+        all_verdicts: list[dict[str, Any]] = []
+        for rep in self.reports:
+            for key, value in rep.user_properties:
+                if key == "vmconform_verdicts":
+                    all_verdicts.extend(value)  # type: ignore[arg-type]
+        self.clauses = vdmod.roll_up(all_verdicts, ctx.spec)
         for rep in self.reports:
             info: dict[str, Any] = next((v for k, v in rep.user_properties if k == "vmconform"), {})  # type: ignore[misc]
             self.rows.append(
@@ -353,6 +404,8 @@ class SuiteReporter:
                 for (name, arch), fw in ctx.firmwares.items()
             },
             "exit_status": int(exitstatus),
+            "spec": ctx.spec,
+            "clauses": self.clauses,
             "results": self.rows,
         }
         (ctx.run_dir / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
@@ -370,4 +423,16 @@ class SuiteReporter:
         for row in self.rows:
             if row["outcome"] != "passed":
                 tr.write_line(f"  {row['outcome'].upper()} {row['test']}: {row['message']}")
+        tr.write_line(f"clauses (spec {ctx.spec}):")
+        for level in clmod.LEVELS:
+            rows = [r for r in self.clauses if r["level"] == level]
+            by_status: dict[str, int] = {}
+            for r in rows:
+                by_status[r["status"]] = by_status.get(r["status"], 0) + 1
+            text = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "none"
+            tr.write_line(f"  {level:<18} {text}")
+        for r in self.clauses:
+            if r["status"] in (vdmod.FAIL, vdmod.ERROR, vdmod.NOT_SUPPORTED):
+                why = r["evidence"][0] if r["evidence"] else ""
+                tr.write_line(f"  {r['status'].upper():<13} {r['clause']} ({r['level']}): {r['title']} -- {why}")
         tr.write_line(f"reports: {ctx.run_dir}/ (junit.xml, results.json, cases/*/console.log)")

@@ -1,0 +1,154 @@
+"""Per-clause verdicts from what a boot showed, and their roll-up over a run.
+
+A verdict is ``pass``, ``fail``, ``not-supported`` (the hypervisor entry declares it
+does not do this, with a reason) or ``error`` (the harness could not decide; the
+evidence says why). Each carries its evidence: the console line or the host check.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from vmconform import clauses as cl
+from vmconform.runner import BootResult, CaseFailure
+
+PASS, FAIL, NOT_SUPPORTED, ERROR = "pass", "fail", "not-supported", "error"
+STATUSES = (PASS, FAIL, NOT_SUPPORTED, ERROR)
+
+# Minimum system-table revisions: UEFI 2.4 for spec 1.0 (FW-3), 2.6 for spec 2.0 (V2-4).
+MIN_UEFI_REVISION = {"1.0": (2 << 16) | 40, "2.0": (2 << 16) | 60}
+
+SYSTEM_TABLE_SIGNATURE = "5453595320494249"  # "IBI SYST"
+RUNTIME_SERVICES_SIGNATURE = "56524553544E5552"  # "RUNTSERV"
+
+
+class ClauseWarning(UserWarning):
+    """A SHOULD-level clause failed: reported, does not fail the run."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    clause: str
+    status: str
+    evidence: str
+    case: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def uefi_revision_text(rev: int) -> str:
+    major, minor = rev >> 16, rev & 0xFFFF
+    return f"{major}.{minor // 10}" + (f".{minor % 10}" if minor % 10 else "")
+
+
+def _boot_failure(result: BootResult) -> tuple[str, str]:
+    """(status, evidence) for a boot that did not produce this case's probe report."""
+    stop = result.stop
+    line = f" at {stop.line.strip()!r}" if stop.line.strip() else ""
+    if result.foreign:
+        return FAIL, f"a probe with another nonce ran ({result.foreign[0].raw.strip()!r}): stale image"
+    if stop.reason == "dead-end":
+        return FAIL, f"{stop.detail}{line}"
+    if stop.reason == "timeout" and not result.tail.strip():
+        return ERROR, f"no console output at all within the timeout: is the serial console wired? ({stop.detail})"
+    if stop.reason == "timeout":
+        return FAIL, f"no probe report: {stop.detail}; last console line {result.tail.splitlines()[-1]!r}"
+    if stop.reason == "exited" and not result.tail.strip():
+        return ERROR, f"the VM process ended with status {result.exit_status} before printing anything"
+    return FAIL, f"{stop.detail} (exit status {result.exit_status}){line}"
+
+
+def removable_media_boot(
+    result: BootResult, arch: str, spec: str, firmware_mapping: str, case: str = ""
+) -> list[Verdict]:
+    """Verdicts from booting a conforming image with a fresh variable store."""
+    out: list[Verdict] = []
+
+    def v(clause: str, status: str, evidence: str) -> None:
+        if cl.get(clause).level(spec) is not None:
+            out.append(Verdict(clause, status, evidence, case))
+
+    boot = next((ln for ln in result.lines if ln.key == "BOOT"), None)
+    booted_ids = ("IMG-1", "IMG-2", "IMG-3", "IMG-4", "IMG-5", "IMG-6", "FW-7")
+    if boot is None:
+        status, evidence = _boot_failure(result)
+        for c in (*booted_ids, "FW-1"):
+            v(c, status, evidence)
+        if arch == "arm":
+            v("PLAT-2", status, evidence)
+        return out
+    for c in booted_ids:
+        v(c, PASS, boot.raw.strip())
+    if arch == "arm":
+        v("PLAT-2", PASS, boot.raw.strip())
+
+    fw = result.facts.get("FW")
+    if fw is None:
+        v("FW-1", FAIL, "the probe started but printed no FW line")
+        v("FW-3", ERROR, "no FW line: the UEFI revision is unknown")
+    else:
+        st, rt = fw.fields.get("st_sig", ""), fw.fields.get("rt_sig", "")
+        ok = st == SYSTEM_TABLE_SIGNATURE and rt == RUNTIME_SERVICES_SIGNATURE
+        v("FW-1", PASS if ok else FAIL, fw.raw.strip())
+        try:
+            rev = int(fw.fields.get("uefi_rev", ""), 16)
+        except ValueError:
+            v("FW-3", ERROR, f"unreadable uefi_rev in {fw.raw.strip()!r}")
+        else:
+            need = MIN_UEFI_REVISION[spec]
+            status = PASS if rev >= need else FAIL
+            v("FW-3", status, f"UEFI {uefi_revision_text(rev)} (need {uefi_revision_text(need)}): {fw.raw.strip()}")
+    how = {"flash": "firmware on pflash (CODE read-only, per-VM VARS)", "bios": "firmware as the boot ROM (-bios)"}
+    v("FW-2", PASS, how.get(firmware_mapping, firmware_mapping))
+    return out
+
+
+def worst(statuses: Iterable[str]) -> str:
+    order = {FAIL: 0, ERROR: 1, NOT_SUPPORTED: 2, PASS: 3}
+    return min(statuses, key=lambda s: order[s], default=ERROR)
+
+
+def enforce(verdicts: Sequence[Verdict], spec: str, context: BootResult | None = None) -> None:
+    """Fail on MUST-level fail/error verdicts; warn on SHOULD-level ones."""
+    blocking = []
+    for vd in verdicts:
+        clause = cl.get(vd.clause)
+        if vd.status in (FAIL, ERROR):
+            if clause.blocking(spec):
+                blocking.append(vd)
+            else:
+                warnings.warn(
+                    ClauseWarning(f"{vd.clause} ({clause.level(spec)}) {vd.status}: {vd.evidence}"), stacklevel=2
+                )
+    if blocking:
+        lines = [f"{vd.clause} (MUST) {vd.status}: {vd.evidence}" for vd in blocking]
+        msg = "\n".join(lines)
+        raise context.fail(msg) if context is not None else CaseFailure(msg)
+
+
+def roll_up(verdicts: Iterable[dict[str, Any]], spec: str) -> list[dict[str, Any]]:
+    """One row per clause of ``spec``: the worst status over every case, with the evidence that decided it."""
+    by_clause: dict[str, list[dict[str, Any]]] = {}
+    for vd in verdicts:
+        by_clause.setdefault(vd["clause"], []).append(vd)
+    rows = []
+    for clause in cl.for_spec(spec):
+        seen = by_clause.get(clause.id, [])
+        status = worst(v["status"] for v in seen) if seen else "not-tested"
+        deciding = [v for v in seen if v["status"] == status][:3]
+        rows.append(
+            {
+                "clause": clause.id,
+                "title": clause.title,
+                "level": clause.level(spec),
+                "status": status,
+                "cases": len(seen),
+                "evidence": [f"{v['case']}: {v['evidence']}" for v in deciding],
+                "how": clause.how,
+            }
+        )
+    return rows
