@@ -42,6 +42,13 @@ def test_suite_passes_on_qemu_tcg_and_writes_reports(tmp_path):
     assert row["outcome"] == "passed" and row["exit_status"] == 0 and row["hypervisor"] == "qemu"
     assert row["probe"][0] == f"VMCONFORM {row['nonce']} BOOT aarch64"
     assert "IMG-4" in row["clauses"]
+    clauses = {c["clause"]: c for c in doc["clauses"]}
+    assert clauses["IMG-4"]["status"] == "pass" and clauses["IMG-4"]["level"] == "MUST"
+    assert clauses["IMG-4"]["evidence"] == [f"qemu-aarch64-reference: VMCONFORM {row['nonce']} BOOT aarch64"]
+    fw = doc["firmwares"]["edk2/aarch64"]
+    assert len(fw["sha256"]["code"]) == 64 and doc["vendor_files_changed"] == []
+    html = (run_dir / "report.html").read_text()
+    assert "INCOMPLETE" in html and f"VMCONFORM {row['nonce']} BOOT aarch64" in html
     case_dir = run_dir / "cases" / "test_removable_media_boot_qemu-aarch64-reference"
     assert f"VMCONFORM {row['nonce']} END shutdown" in (case_dir / "console.log").read_text()
 

@@ -17,7 +17,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,9 @@ import pytest
 from vmconform import cases as casemod
 from vmconform import clauses as clmod
 from vmconform import config as cfgmod
+from vmconform import report as rpmod
 from vmconform import verdicts as vdmod
-from vmconform.firmware import Firmware, copy_vars_template
+from vmconform.firmware import Firmware, copy_vars_template, file_sha256
 from vmconform.hypervisors import Backend, backend_for
 from vmconform.runner import BootResult, boot
 
@@ -47,6 +48,7 @@ class SuiteContext:
     run_dir: Path
     timeout: float
     spec: str
+    fw_sha256: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # at the start of the run
 
     def firmware(self, name: str, arch: str) -> Firmware:
         return self.firmwares[(name, arch)]
@@ -148,6 +150,7 @@ def activate(config: pytest.Config) -> None:
     config.stash[CTX] = ctx
     if workerinput is None:
         config.pluginmanager.register(SuiteReporter(ctx), "vmconform-reporter")
+        ctx.fw_sha256 = {key: fw.sha256() for key, fw in firmwares.items()}
 
 
 def _new_run_dir(reports: Path, hv: str) -> Path:
@@ -335,10 +338,15 @@ class Judge:
         self.node.user_properties.append(("vmconform_verdicts", [v.as_dict() for v in verdicts]))
         vdmod.enforce(verdicts, self.spec, result)
 
+    @property
+    def label(self) -> str:
+        """How verdict evidence names this case: the test's parameter ID (hypervisor, firmware, case)."""
+        callspec = getattr(self.node, "callspec", None)
+        return callspec.id if callspec is not None else self.case.name
+
     def removable_media_boot(self, result: BootResult) -> None:
         self.record(
-            vdmod.removable_media_boot(result, self.case.arch, self.spec, self.firmware.mapping, self.case.name),
-            result,
+            vdmod.removable_media_boot(result, self.case.arch, self.spec, self.firmware.mapping, self.label), result
         )
 
 
@@ -364,6 +372,8 @@ class SuiteReporter:
         self.reports: list[pytest.TestReport] = []
         self.rows: list[dict[str, Any]] = []
         self.clauses: list[dict[str, Any]] = []
+        self.changed_files: list[str] = []
+        self.verdict = ("", "")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
@@ -400,6 +410,7 @@ class SuiteReporter:
                     **{k: str(p) for k, p in fw.files().items()},
                     "mapping": fw.mapping,
                     "source": fw.source,
+                    "sha256": ctx.fw_sha256.get((name, arch), {}),
                 }
                 for (name, arch), fw in ctx.firmwares.items()
             },
@@ -408,7 +419,18 @@ class SuiteReporter:
             "clauses": self.clauses,
             "results": self.rows,
         }
+        self.changed_files = [
+            f"{path} ({name}/{arch} {what})"
+            for (name, arch), fw in ctx.firmwares.items()
+            for what, path in fw.files().items()
+            if ctx.fw_sha256.get((name, arch), {}).get(what) not in (None, file_sha256(path))
+        ]
+        doc["vendor_files_changed"] = self.changed_files
+        if self.changed_files:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         (ctx.run_dir / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+        rpmod.write_html(doc, ctx.run_dir)
+        self.verdict = rpmod.overall(doc)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         ctx, tr = self.ctx, terminalreporter
@@ -435,4 +457,7 @@ class SuiteReporter:
             if r["status"] in (vdmod.FAIL, vdmod.ERROR, vdmod.NOT_SUPPORTED):
                 why = r["evidence"][0] if r["evidence"] else ""
                 tr.write_line(f"  {r['status'].upper():<13} {r['clause']} ({r['level']}): {r['title']} -- {why}")
-        tr.write_line(f"reports: {ctx.run_dir}/ (junit.xml, results.json, cases/*/console.log)")
+        for changed in self.changed_files:
+            tr.write_line(f"  ERROR a vendor firmware file changed during the run: {changed}", red=True)
+        tr.write_line(f"verdict: {self.verdict[0].upper()} ({self.verdict[1]})", bold=True)
+        tr.write_line(f"reports: {ctx.run_dir}/ (report.html, junit.xml, results.json, cases/*/console.log)")

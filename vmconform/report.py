@@ -1,0 +1,170 @@
+"""Reports from a run's ``results.json``: the HTML certificate and the comparison of two runs.
+
+``results.json`` is the one source: the pytest plugin writes it, and everything
+here can be re-made from it later (``vmconform report RUN``, ``vmconform compare A B``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+CONFORMS, DOES_NOT_CONFORM, INCOMPLETE = "conforms", "does not conform", "incomplete"
+
+
+class ReportError(Exception):
+    """A run folder or results file that cannot be read (one-line message)."""
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """``path`` is a run folder (or ``reports/latest``) or a results.json file."""
+    file = path / "results.json" if path.is_dir() else path
+    try:
+        doc = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise ReportError(f"{file}: not found; give a run folder under reports/ or its results.json") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ReportError(f"{file}: not a readable results.json ({e})") from None
+    if not isinstance(doc, dict) or "results" not in doc or "clauses" not in doc:
+        raise ReportError(f"{file}: not a vmconform results.json (no 'results' and 'clauses')")
+    return doc
+
+
+def overall(doc: dict[str, Any]) -> tuple[str, str]:
+    """(verdict, why) over the MUST clauses of the run's spec."""
+    must = [c for c in doc["clauses"] if c["level"] == "MUST"]
+    failed = [c["clause"] for c in must if c["status"] in ("fail", "error")]
+    untested = [c["clause"] for c in must if c["status"] == "not-tested"]
+    if failed:
+        return DOES_NOT_CONFORM, f"MUST clauses failing: {', '.join(failed)}"
+    if untested:
+        return INCOMPLETE, f"MUST clauses not tested by this run: {', '.join(untested)}"
+    return CONFORMS, f"all {len(must)} MUST clauses pass"
+
+
+def firmware_identities(doc: dict[str, Any]) -> list[str]:
+    """Vendor and revisions as the probe reported them, one entry per distinct firmware."""
+    seen: dict[str, str] = {}
+    for row in doc["results"]:
+        for line in row.get("probe", []):
+            parts = line.split(" ", 3)
+            if len(parts) == 4 and parts[2] == "FW":
+                fields = parts[3]
+                vendor = fields.split("vendor=", 1)[1] if "vendor=" in fields else "?"
+                rev = next((f.split("=")[1] for f in fields.split() if f.startswith("fw_rev=")), "?")
+                uefi = next((f.split("=")[1] for f in fields.split() if f.startswith("uefi_rev=")), "?")
+                key = f"{row.get('firmware', '?')}/{row.get('arch', '?')}"
+                seen[key] = f"{vendor}, firmware revision 0x{rev}, UEFI revision 0x{uefi}"
+    return [f"{k}: {v}" for k, v in sorted(seen.items())]
+
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("vmconform", "templates"),
+    autoescape=jinja2.select_autoescape(["html", "j2"]),
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def render_html(doc: dict[str, Any], run_dir: Path | None = None) -> str:
+    verdict, why = overall(doc)
+    rows = []
+    for row in doc["results"]:
+        transcript = row.get("transcript", "")
+        if transcript and run_dir is not None:
+            try:
+                transcript = str(Path(transcript).relative_to(run_dir))
+            except ValueError:
+                pass
+        rows.append({**row, "transcript_link": transcript})
+    return _ENV.get_template("report.html.j2").render(
+        doc=doc, verdict=verdict, why=why, rows=rows, identities=firmware_identities(doc)
+    )
+
+
+def write_html(doc: dict[str, Any], run_dir: Path) -> Path:
+    out = run_dir / "report.html"
+    out.write_text(render_html(doc, run_dir))
+    return out
+
+
+# --- comparing two runs (firmware release A vs B) ------------------------------
+
+
+@dataclass
+class Comparison:
+    a: str
+    b: str
+    clause_changes: list[tuple[str, str, str, str]] = field(default_factory=list)  # clause, level, a, b
+    case_changes: list[tuple[str, str, str]] = field(default_factory=list)  # case key, a, b
+    only_in_a: list[str] = field(default_factory=list)
+    only_in_b: list[str] = field(default_factory=list)
+    setup_changes: list[tuple[str, str, str]] = field(default_factory=list)  # what, a, b
+
+    @property
+    def regressions(self) -> list[tuple[str, str, str, str]]:
+        return [c for c in self.clause_changes if c[2] == "pass" and c[3] in ("fail", "error")]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "a": self.a,
+            "b": self.b,
+            "setup_changes": [dict(zip(("what", "a", "b"), c, strict=True)) for c in self.setup_changes],
+            "clause_changes": [dict(zip(("clause", "level", "a", "b"), c, strict=True)) for c in self.clause_changes],
+            "case_changes": [dict(zip(("case", "a", "b"), c, strict=True)) for c in self.case_changes],
+            "only_in_a": self.only_in_a,
+            "only_in_b": self.only_in_b,
+            "regressions": [c[0] for c in self.regressions],
+        }
+
+    def text(self) -> str:
+        out = [f"A: {self.a}", f"B: {self.b}"]
+        for what, a, b in self.setup_changes:
+            out.append(f"  setup    {what}: {a} -> {b}")
+        if not (self.clause_changes or self.case_changes or self.only_in_a or self.only_in_b):
+            out.append("no differences in clause verdicts or case outcomes")
+        for clause, level, a, b in self.clause_changes:
+            mark = "REGRESSION" if a == "pass" and b in ("fail", "error") else "changed"
+            out.append(f"  {mark:<10} {clause} ({level}): {a} -> {b}")
+        for case, a, b in self.case_changes:
+            out.append(f"  case       {case}: {a} -> {b}")
+        out += [f"  only in A  {c}" for c in self.only_in_a]
+        out += [f"  only in B  {c}" for c in self.only_in_b]
+        return "\n".join(out)
+
+
+def _case_key(row: dict[str, Any]) -> str:
+    # The test id without the hypervisor part varies only by case and firmware name.
+    return row["test"].split("::")[-1]
+
+
+def compare(a: dict[str, Any], b: dict[str, Any], a_name: str = "A", b_name: str = "B") -> Comparison:
+    cmp = Comparison(a_name, b_name)
+    for what in ("hypervisor", "spec", "accel"):
+        if a.get(what) != b.get(what):
+            cmp.setup_changes.append((what, str(a.get(what)), str(b.get(what))))
+    fa, fb = a.get("firmwares", {}), b.get("firmwares", {})
+    for key in sorted(set(fa) | set(fb)):
+        sa = fa.get(key, {}).get("sha256", {}).get("code", "-")
+        sb = fb.get(key, {}).get("sha256", {}).get("code", "-")
+        if sa != sb:
+            cmp.setup_changes.append((f"firmware {key} code sha256", sa[:16], sb[:16]))
+    ca = {c["clause"]: c for c in a["clauses"]}
+    cb = {c["clause"]: c for c in b["clauses"]}
+    for clause in [c for c in ca if c in cb] + [c for c in cb if c not in ca]:
+        sa = ca.get(clause, {}).get("status", "absent")
+        sb = cb.get(clause, {}).get("status", "absent")
+        if sa != sb:
+            level = (cb.get(clause) or ca.get(clause) or {}).get("level", "")
+            cmp.clause_changes.append((clause, level, sa, sb))
+    ra = {_case_key(r): r["outcome"] for r in a["results"]}
+    rb = {_case_key(r): r["outcome"] for r in b["results"]}
+    for key in ra:
+        if key in rb and ra[key] != rb[key]:
+            cmp.case_changes.append((key, ra[key], rb[key]))
+    cmp.only_in_a = [k for k in ra if k not in rb]
+    cmp.only_in_b = [k for k in rb if k not in ra]
+    return cmp
