@@ -26,6 +26,7 @@ import pytest
 from vmconform import cases as casemod
 from vmconform import clauses as clmod
 from vmconform import config as cfgmod
+from vmconform import reaper
 from vmconform import report as rpmod
 from vmconform import verdicts as vdmod
 from vmconform.firmware import Firmware, copy_vars_template, file_sha256
@@ -290,7 +291,8 @@ def boot_case(request: pytest.FixtureRequest, case: casemod.Case, tmp_path: Path
         nonce = nonce or casemod.new_nonce()
         disk = casemod.write_image(case, nonce, tmp_path / f"{case.name}.img")
         vars_copy = copy_vars_template(fw, tmp_path / "vars.fd")
-        result = boot(ctx.backend, case.arch, (disk,), fw, nonce, case_dir, ctx.timeout, vars_path=vars_copy)
+        tag = f"{ctx.run_dir}/{case_dir.name}"
+        result = boot(ctx.backend, case.arch, (disk,), fw, nonce, case_dir, ctx.timeout, vars_path=vars_copy, tag=tag)
         request.node.user_properties.append(
             (
                 "vmconform",
@@ -373,10 +375,12 @@ class SuiteReporter:
         self.rows: list[dict[str, Any]] = []
         self.clauses: list[dict[str, Any]] = []
         self.changed_files: list[str] = []
+        self.orphans: list[str] = []
         self.verdict = ("", "")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        # the call, and any other phase that did not pass (a crashed xdist worker reports when="???")
+        if report.when == "call" or (report.when != "teardown" and report.outcome != "passed"):
             self.reports.append(report)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -426,7 +430,9 @@ class SuiteReporter:
             if ctx.fw_sha256.get((name, arch), {}).get(what) not in (None, file_sha256(path))
         ]
         doc["vendor_files_changed"] = self.changed_files
-        if self.changed_files:
+        self.orphans = [f"pid {o.pid} ({o.tag}): {o.command[:200]}" for o in reaper.reap(str(ctx.run_dir))]
+        doc["orphan_vms_killed"] = self.orphans
+        if self.changed_files or self.orphans:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         (ctx.run_dir / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
         rpmod.write_html(doc, ctx.run_dir)
@@ -457,6 +463,8 @@ class SuiteReporter:
             if r["status"] in (vdmod.FAIL, vdmod.ERROR, vdmod.NOT_SUPPORTED):
                 why = r["evidence"][0] if r["evidence"] else ""
                 tr.write_line(f"  {r['status'].upper():<13} {r['clause']} ({r['level']}): {r['title']} -- {why}")
+        for orphan in self.orphans:
+            tr.write_line(f"  ERROR a VM outlived its case and was killed at session end: {orphan}", red=True)
         for changed in self.changed_files:
             tr.write_line(f"  ERROR a vendor firmware file changed during the run: {changed}", red=True)
         tr.write_line(f"verdict: {self.verdict[0].upper()} ({self.verdict[1]})", bold=True)

@@ -81,12 +81,13 @@ def boot(
     timeout: float,
     echo: Callable[[bytes], None] | None = None,
     vars_path: Path | None = None,
+    tag: str = "",
 ) -> BootResult:
     """Boot ``disks`` and watch for the probe with ``nonce`` (None: any); always leaves no VM behind."""
     workdir.mkdir(parents=True, exist_ok=True)
     if vars_path is None:
         vars_path = copy_vars_template(firmware, workdir / "vars.fd")  # None when the firmware has no store
-    req = BootRequest(arch=arch, disks=disks, firmware=firmware, workdir=workdir, vars_path=vars_path)
+    req = BootRequest(arch=arch, disks=disks, firmware=firmware, workdir=workdir, vars_path=vars_path, tag=tag)
     mine: list[ProbeLine] = []
     foreign: list[ProbeLine] = []
 

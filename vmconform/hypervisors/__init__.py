@@ -25,6 +25,7 @@ class BootRequest:
     firmware: Firmware
     workdir: Path  # private to this boot: vars copy, transcripts, command line
     vars_path: Path | None  # the writable variable store this boot uses (a per-case copy); None: none
+    tag: str = ""  # put in the VM process's environment (vmconform.reaper) so a sweep can find it
 
 
 class Backend(Protocol):

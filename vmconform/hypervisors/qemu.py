@@ -9,12 +9,14 @@ fw_cfg), which saves about 5 s per boot.
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Callable
 
 from vmconform.config import HypervisorEntry, resolve_binary
 from vmconform.console import Console
 from vmconform.hypervisors import BootRequest
+from vmconform.reaper import TAG_ENV
 
 
 class QemuBackend:
@@ -53,4 +55,5 @@ class QemuBackend:
     def start(self, req: BootRequest, echo: Callable[[bytes], None] | None = None) -> Console:
         argv = self.command(req)
         (req.workdir / "command.sh").write_text(shlex.join(argv) + "\n")
-        return Console(argv, req.workdir, echo=echo)
+        env = {**os.environ, TAG_ENV: req.tag} if req.tag else None
+        return Console(argv, req.workdir, env=env, echo=echo)
