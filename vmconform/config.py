@@ -373,5 +373,9 @@ def check_ready(entry: HypervisorEntry, arches: list[str], fwnames: list[str]) -
                 f"configured: {', '.join(entry.arches)} (choose with --arch)"
             )
         resolve_binary(entry, arch)
-        for fw in fwnames:
-            resolve_firmware(entry, fw, arch)
+        for fwname in fwnames:
+            fw = resolve_firmware(entry, fwname, arch)
+            try:
+                fwmod.preflight(fw)
+            except fwmod.FirmwareError as e:
+                raise ConfigError(str(e)) from None

@@ -17,6 +17,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -195,6 +196,50 @@ def boot_rom(name: str, arch: str, bios: Path, source: str) -> Firmware:
 def _readable(p: Path, what: str, source: str) -> None:
     if not p.is_file() or not os.access(p, os.R_OK):
         raise FirmwareError(f"{source}: {what}: {p} is missing or unreadable; fix the path")
+
+
+# PE/COFF and TE machine types (PE/COFF spec; UEFI §2.1.1 "UEFI Images").
+MACHINE_ARCH = {0xAA64: "aarch64", 0x01C2: "arm", 0x8664: "x86_64", 0x014C: "i386", 0x5064: "riscv64"}
+_IMAGE_HEADER = re.compile(
+    rb"(?:PE\0\0|VZ)(" + b"|".join(re.escape(m.to_bytes(2, "little")) for m in MACHINE_ARCH) + rb")"
+)
+
+
+def code_architecture(path: Path) -> str | None:
+    """The architecture of the executable images inside a firmware file, by majority; None if none is seen.
+
+    EDK2 flash images hold TE images ("VZ" headers) for SEC and PEI; U-Boot binaries carry
+    PE headers for their EFI pieces. Both name the machine type right after the signature.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    counts: dict[str, int] = {}
+    for m in _IMAGE_HEADER.finditer(data):
+        arch = MACHINE_ARCH[int.from_bytes(m.group(1), "little")]
+        counts[arch] = counts.get(arch, 0) + 1
+    if not counts:
+        return None
+    arch, n = max(counts.items(), key=lambda kv: kv[1])
+    return arch if n >= 2 else None
+
+
+def preflight(fw: Firmware) -> None:
+    """Checks before booting: the code is for the firmware's arch, and CODE and VARS belong together."""
+    found = code_architecture(fw.code)
+    if found is not None and found != fw.arch:
+        raise FirmwareError(
+            f"{fw.source}: {fw.code} holds {found} code, but it is configured for {fw.arch}; "
+            f"point {fw.arch} at {fw.arch} firmware"
+        )
+    if fw.vars_template is not None and not fw.source.endswith(".json"):
+        code_size, vars_size = fw.code.stat().st_size, fw.vars_template.stat().st_size
+        if code_size != vars_size:
+            raise FirmwareError(
+                f"{fw.source}: vars {fw.vars_template} is {vars_size} bytes but code {fw.code} is {code_size}; "
+                f"use the VARS template of the same firmware build"
+            )
 
 
 def copy_vars_template(fw: Firmware, dest: Path) -> Path | None:

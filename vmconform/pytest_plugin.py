@@ -289,8 +289,20 @@ def boot_case(request: pytest.FixtureRequest, case: casemod.Case, tmp_path: Path
 
     def run(nonce: str | None = None) -> BootResult:
         nonce = nonce or casemod.new_nonce()
-        disk = casemod.write_image(case, nonce, tmp_path / f"{case.name}.img")
-        vars_copy = copy_vars_template(fw, tmp_path / "vars.fd")
+        disk, vars_copy = tmp_path / f"{case.name}.img", tmp_path / "vars.fd"
+        try:
+            casemod.write_image(case, nonce, disk)
+            copy_vars_template(fw, vars_copy)
+        except OSError as e:
+            for p in (disk, vars_copy):
+                p.unlink(missing_ok=True)
+            pytest.fail(
+                f"cannot prepare the case in {tmp_path}: {e.strerror} ({e.filename}); "
+                f"free space there or choose another --basetemp",
+                pytrace=False,
+            )
+        if fw.vars_template is None:
+            vars_copy = None
         tag = f"{ctx.run_dir}/{case_dir.name}"
         result = boot(ctx.backend, case.arch, (disk,), fw, nonce, case_dir, ctx.timeout, vars_path=vars_copy, tag=tag)
         request.node.user_properties.append(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from vmconform import clauses as cl
@@ -59,6 +60,12 @@ def _boot_failure(result: BootResult) -> tuple[str, str]:
         return FAIL, f"no probe report: {stop.detail}; last console line {result.tail.splitlines()[-1]!r}"
     if stop.reason == "exited" and not result.tail.strip():
         return ERROR, f"the VM process ended with status {result.exit_status} before printing anything"
+    if stop.reason == "exited" and result.exit_status is not None and result.exit_status < 0:
+        return ERROR, f"the VM process was killed by signal {-result.exit_status} before the probe finished"
+    last = result.tail.strip().splitlines()[-1] if result.tail.strip() else ""
+    binary = Path(result.command[0]).name if result.command else ""
+    if stop.reason == "exited" and result.exit_status not in (0, None) and binary and last.startswith(binary + ":"):
+        return ERROR, f"the hypervisor could not run the VM (exit status {result.exit_status}): {last}"
     return FAIL, f"{stop.detail} (exit status {result.exit_status}){line}"
 
 
