@@ -19,9 +19,23 @@ from vmconform.firmware import Firmware
 
 
 @dataclass(frozen=True)
+class Disk:
+    """A disk to attach: a raw image file, the logical block size the VM presents, read-only or not."""
+
+    path: Path
+    logical_block_size: int = 512
+    read_only: bool = False
+
+
+def as_disk(disk: Path | Disk) -> Disk:
+    """A bare path is a writable disk of 512-byte blocks."""
+    return disk if isinstance(disk, Disk) else Disk(Path(disk))
+
+
+@dataclass(frozen=True)
 class BootRequest:
     arch: str
-    disks: tuple[Path, ...]
+    disks: tuple[Path | Disk, ...]  # in boot-option order; a Path means Disk(path)
     firmware: Firmware
     workdir: Path  # private to this boot: vars copy, transcripts, command line
     vars_path: Path | None  # the writable variable store this boot uses (a per-case copy); None: none
