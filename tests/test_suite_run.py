@@ -98,3 +98,22 @@ def test_space_separated_path_option_outside_the_checkout_is_explained(tmp_path)
     p = run_pytest("--reports-dir", str(tmp_path))
     assert p.returncode == 4
     assert f"write --reports-dir={tmp_path}" in p.stderr
+
+
+def outcomes(run_dir: Path) -> dict[str, tuple[str, tuple[tuple[str, str], ...]]]:
+    doc = json.loads((run_dir / "results.json").read_text())
+    per_case = {r["test"]: r["outcome"] for r in doc["results"]}
+    clauses = tuple((c["clause"], c["status"]) for c in doc["clauses"])
+    return {t: (o, clauses) for t, o in per_case.items()}
+
+
+@pytest.mark.boot
+def test_two_xdist_workers_give_the_same_results_as_none(tmp_path):
+    args = ("--arch", "aarch64", "--firmware", "edk2", "--firmware", "u-boot")
+    serial = run_pytest(*args, f"--reports-dir={tmp_path / 'serial'}")
+    parallel = run_pytest(*args, "-n", "2", f"--reports-dir={tmp_path / 'parallel'}")
+    assert serial.returncode == parallel.returncode == 0, parallel.stdout[-2000:]
+    a, b = outcomes((tmp_path / "serial" / "latest").resolve()), outcomes((tmp_path / "parallel" / "latest").resolve())
+    assert len(a) == 2 and a == b
+    # every case of the parallel run wrote its own transcript
+    assert len(list((tmp_path / "parallel" / "latest").resolve().glob("cases/*/console.log"))) == 2
