@@ -112,6 +112,9 @@ class Console:
             self.close()
             raise OSError(f"cannot start {argv[0]}: {e}") from None
         self.pid: int = self.proc.pid
+        # pexpect/ptyprocess sleep 0.1 s on close "to let the child exit"; the harness waits for exit itself.
+        self.proc.delayafterclose = 0
+        self.proc.ptyproc.delayafterclose = 0
 
     # --- reading ---------------------------------------------------------
     def _feed(self, data: bytes, from_vm: bool = True) -> list[str]:
@@ -224,8 +227,11 @@ class Console:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if getattr(self, "proc", None) is not None and (self.proc.isalive() or not self._eof):
-            self.kill()
+        if getattr(self, "proc", None) is not None:
+            if self.proc.isalive() or not self._eof:
+                self.kill()
+            else:
+                self.proc.close(force=True)  # release the pty now, not when the object is collected
         if self._pending:
             self._feed(b"\n", from_vm=False)
         self.close()
