@@ -35,7 +35,7 @@ def test_gen_is_deterministic_and_the_nonce_matters(tmp_path):
         (("gen", "--nonce", "bad nonce!", "-o", "x.img"), "vmconform: error: "),
         (("gen", "--layout", "nope", "-o", "x.img"), "vmconform: error: no case aarch64-nope; known:"),
         (("boot", "/nonexistent.img"), "vmconform: error: /nonexistent.img: no such disk image file"),
-        (("boot", "--hypervisor", "nope", "README.md"), "no hypervisor named 'nope'; configured: kvm, qemu"),
+        (("boot", "--hypervisor", "nope", "README.md"), "no hypervisor named 'nope'; configured: kvm, qemu, qemu-dt"),
     ],
 )
 def test_errors_are_one_line(args, expected):

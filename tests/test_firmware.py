@@ -78,3 +78,8 @@ def test_vars_copy_is_fresh_and_writable_and_template_untouched(tmp_path):
     with open(copy, "r+b") as f:
         f.write(b"scribble")
     assert firmware.file_sha256(fw.vars_template) == before
+
+
+def test_machine_options_do_not_hide_the_machine_type():
+    fw = firmware.find_by_descriptor("edk2", "aarch64", "virt,acpi=off")
+    assert fw.code == Path("/usr/share/AAVMF/AAVMF_CODE.fd")

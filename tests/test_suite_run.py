@@ -58,7 +58,7 @@ def test_unknown_hypervisor_lists_the_configured_names():
     assert p.returncode == 4
     err = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert err == [
-        f"ERROR: {REPO / 'hypervisors.yaml'}: no hypervisor named 'nope'; configured: kvm, qemu "
+        f"ERROR: {REPO / 'hypervisors.yaml'}: no hypervisor named 'nope'; configured: kvm, qemu, qemu-dt "
         "(choose one with --hypervisor, or add an entry under 'hypervisors:')"
     ]
 

@@ -102,6 +102,7 @@ def list_descriptors(dirs: Sequence[Path]) -> list[Path]:
 
 
 def _machine_matches(machine: str, patterns: Sequence[str]) -> bool:
+    machine = machine.split(",", 1)[0]  # "virt,acpi=off" is machine type "virt" with an option
     for pat in patterns:
         if fnmatch.fnmatchcase(machine, pat):
             return True
