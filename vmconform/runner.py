@@ -14,7 +14,7 @@ from pathlib import Path
 
 from vmconform.console import Stop
 from vmconform.firmware import Firmware, copy_vars_template
-from vmconform.hypervisors import Backend, BootRequest
+from vmconform.hypervisors import Backend, BootRequest, Disk
 from vmconform.probe import ProbeLine, parse_line
 
 # After the probe's END line, how long the VM may take to power off by itself.
@@ -74,7 +74,7 @@ class BootResult:
 def boot(
     backend: Backend,
     arch: str,
-    disks: tuple[Path, ...],
+    disks: tuple[Path | Disk, ...],
     firmware: Firmware,
     nonce: str | None,
     workdir: Path,
@@ -82,8 +82,18 @@ def boot(
     echo: Callable[[bytes], None] | None = None,
     vars_path: Path | None = None,
     tag: str = "",
+    decide: Callable[[ProbeLine], str | None] | None = None,
 ) -> BootResult:
-    """Boot ``disks`` and watch for the probe with ``nonce`` (None: any); always leaves no VM behind."""
+    """Boot ``disks`` and watch for the probe with ``nonce`` (None: any); always leaves no VM behind.
+
+    ``disks`` are attached in order (the firmware's boot options follow it); a ``Disk`` also gives the
+    logical block size and read-only flag, a bare ``Path`` is a writable 512-byte-block disk.
+
+    ``decide``, when given, replaces the default decision (stop at this nonce's END or at any other nonce):
+    it sees every probe line, whatever its nonce, after it is filed under ``lines`` or ``foreign``, and a
+    verdict it returns ends the boot. Flows that span resets or several probes (NVRAM, BootNext) use it.
+    The VM is given time to power itself off only when the deciding line is an ``END`` line.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     if vars_path is None:
         vars_path = copy_vars_template(firmware, workdir / "vars.fd")  # None when the firmware has no store
@@ -91,23 +101,30 @@ def boot(
     mine: list[ProbeLine] = []
     foreign: list[ProbeLine] = []
 
+    decided_by: list[ProbeLine] = []
+
+    def default_decision(line: ProbeLine) -> str | None:
+        if nonce is not None and line.nonce != nonce:
+            return f"a probe with nonce {line.nonce} ran, but this case's nonce is {nonce} (stale image?)"
+        if line.key == "END":
+            return "the probe reported END"
+        return None
+
     def matcher(text: str) -> str | None:
         line = parse_line(text)
         if line is None:
             return None
-        if nonce is not None and line.nonce != nonce:
-            foreign.append(line)
-            return f"a probe with nonce {line.nonce} ran, but this case's nonce is {nonce} (stale image?)"
-        mine.append(line)
-        if line.key == "END":
-            return "the probe reported END"
-        return None
+        (foreign if nonce is not None and line.nonce != nonce else mine).append(line)
+        verdict = (decide or default_decision)(line)
+        if verdict is not None:
+            decided_by.append(line)
+        return verdict
 
     command = tuple(backend.command(req))
     with backend.start(req, echo=echo) as console:
         stop = console.watch(matcher, timeout)
         exit_status: int | None = None
-        if stop.reason in ("matched", "exited") and not foreign:
+        if stop.reason == "exited" or (stop.reason == "matched" and decided_by[-1].key == "END"):
             exit_status = console.wait_exit(POWER_OFF_GRACE if stop.reason == "matched" else 5.0)
         if exit_status is None:
             console.kill()

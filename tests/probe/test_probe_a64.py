@@ -98,6 +98,9 @@ CASES: list[tuple[int, str]] = [
     (a64.ubfx(X[0], X[1], 56, 4), "ubfx x0, x1, #56, #4"),
     (a64.ubfx(X[0], X[1], 60, 4), "lsr x0, x1, #60"),  # a field reaching bit 63 is shown as LSR
     (a64.ubfx(W[0], W[1], 8, 8), "ubfx w0, w1, #8, #8"),
+    # byte reverse
+    (a64.rev(W[9], W[9]), "rev w9, w9"),
+    (a64.rev(X[0], X[30]), "rev x0, x30"),
     # loads/stores, unsigned offset (scaled), 64/32/16/8-bit
     (a64.ldr(X[21], X[20], 64), "ldr x21, [x20, #64]"),
     (a64.ldr(X[0], SP), "ldr x0, [sp]"),
@@ -186,8 +189,7 @@ regs64 = st.sampled_from(X)
 regs32 = st.sampled_from(W)
 
 
-@given(rd=st.sampled_from((*X, SP)), rn=st.sampled_from((*X, SP)), imm=st.integers(0, 4095),
-       sub=st.booleans())
+@given(rd=st.sampled_from((*X, SP)), rn=st.sampled_from((*X, SP)), imm=st.integers(0, 4095), sub=st.booleans())
 def test_add_sub_imm_any_operands(rd: a64.Reg, rn: a64.Reg, imm: int, sub: bool) -> None:
     word = (a64.sub_imm if sub else a64.add_imm)(rd, rn, imm)
     if not sub and imm == 0 and (rd.is_sp or rn.is_sp):
@@ -196,20 +198,30 @@ def test_add_sub_imm_any_operands(rd: a64.Reg, rn: a64.Reg, imm: int, sub: bool)
         assert disasm(word) == f"{'sub' if sub else 'add'} {rd}, {rn}, #{imm}"
 
 
-@given(rt=regs64, rn=st.sampled_from((*X, SP)), scaled=st.integers(0, 4095),
-       op=st.sampled_from(("ldr", "str")))
+@given(rt=regs64, rn=st.sampled_from((*X, SP)), scaled=st.integers(0, 4095), op=st.sampled_from(("ldr", "str")))
 def test_load_store_x_unsigned_offset(rt: a64.Reg, rn: a64.Reg, scaled: int, op: str) -> None:
     word = (a64.ldr if op == "ldr" else a64.str_)(rt, rn, scaled * 8)
     mem = f"[{rn}]" if scaled == 0 else f"[{rn}, #{scaled * 8}]"
     assert disasm(word) == f"{op} {rt}, {mem}"
 
 
-_SIZED = {"ldr": (a64.ldr, 4), "str": (a64.str_, 4), "ldrh": (a64.ldrh, 2), "strh": (a64.strh, 2),
-          "ldrb": (a64.ldrb, 1), "strb": (a64.strb, 1)}
+_SIZED = {
+    "ldr": (a64.ldr, 4),
+    "str": (a64.str_, 4),
+    "ldrh": (a64.ldrh, 2),
+    "strh": (a64.strh, 2),
+    "ldrb": (a64.ldrb, 1),
+    "strb": (a64.strb, 1),
+}
 
 
-@given(op=st.sampled_from(sorted(_SIZED)), rt=regs32, rn=st.sampled_from((*X, SP)),
-       offset=st.integers(-256, 255), index=st.sampled_from((Index.PRE, Index.POST)))
+@given(
+    op=st.sampled_from(sorted(_SIZED)),
+    rt=regs32,
+    rn=st.sampled_from((*X, SP)),
+    offset=st.integers(-256, 255),
+    index=st.sampled_from((Index.PRE, Index.POST)),
+)
 def test_load_store_w_pre_post_index(op: str, rt: a64.Reg, rn: a64.Reg, offset: int, index: Index) -> None:
     assume(rt.num != rn.num)  # CONSTRAINED UNPREDICTABLE, rejected (see test_invalid_operands_raise)
     fn, _ = _SIZED[op]
@@ -226,14 +238,20 @@ def test_load_store_w_unsigned_offset(op: str, rt: a64.Reg, rn: a64.Reg, scaled:
     assert disasm(word) == f"{op} {rt}, {mem}"
 
 
-@given(rt1=regs64, rt2=regs64, scaled=st.integers(-64, 63), load=st.booleans(),
-       index=st.sampled_from((Index.OFFSET, Index.PRE, Index.POST)))
+@given(
+    rt1=regs64,
+    rt2=regs64,
+    scaled=st.integers(-64, 63),
+    load=st.booleans(),
+    index=st.sampled_from((Index.OFFSET, Index.PRE, Index.POST)),
+)
 def test_pairs_any_operands(rt1: a64.Reg, rt2: a64.Reg, scaled: int, load: bool, index: Index) -> None:
     assume(not load or rt1 != rt2)  # CONSTRAINED UNPREDICTABLE, rejected (see test_invalid_operands_raise)
     word = (a64.ldp if load else a64.stp)(rt1, rt2, SP, scaled * 8, index)
     off = scaled * 8
-    mem = {Index.OFFSET: f"[sp, #{off}]" if off else "[sp]", Index.PRE: f"[sp, #{off}]!",
-           Index.POST: f"[sp], #{off}"}[index]
+    mem = {Index.OFFSET: f"[sp, #{off}]" if off else "[sp]", Index.PRE: f"[sp, #{off}]!", Index.POST: f"[sp], #{off}"}[
+        index
+    ]
     assert disasm(word) == f"{'ldp' if load else 'stp'} {rt1}, {rt2}, {mem}"
 
 
@@ -296,23 +314,23 @@ def test_wide_chunks_rebuild_the_value(value: int) -> None:
 @pytest.mark.parametrize(
     "encode",
     [
-        lambda: a64.add_imm(X[0], X[1], 4097),            # neither imm12 nor imm12 << 12
-        lambda: a64.add_imm(X[0], XZR, 1),                # register 31 is SP in rn
-        lambda: a64.subs_imm(SP, X[1], 1),                # register 31 is ZR in rd of SUBS
-        lambda: a64.add_imm(X[0], W[1], 1),               # mixed widths
-        lambda: a64.add_reg(X[0], SP, X[1]),              # no SP in shifted-register forms
-        lambda: a64.ldr(X[0], X[1], 4),                   # not a multiple of 8
-        lambda: a64.ldr(X[0], X[1], -8),                  # negative unsigned offset
-        lambda: a64.ldr(X[0], X[1], 32768),               # beyond 4095 * 8
-        lambda: a64.ldr(X[0], X[1], 256, Index.PRE),      # beyond imm9
-        lambda: a64.ldrh(X[0], X[1]),                     # halfword needs a W register
-        lambda: a64.ldr(X[0], W[1]),                      # 32-bit base
-        lambda: a64.ldr(SP, X[1]),                        # SP as data register
+        lambda: a64.add_imm(X[0], X[1], 4097),  # neither imm12 nor imm12 << 12
+        lambda: a64.add_imm(X[0], XZR, 1),  # register 31 is SP in rn
+        lambda: a64.subs_imm(SP, X[1], 1),  # register 31 is ZR in rd of SUBS
+        lambda: a64.add_imm(X[0], W[1], 1),  # mixed widths
+        lambda: a64.add_reg(X[0], SP, X[1]),  # no SP in shifted-register forms
+        lambda: a64.ldr(X[0], X[1], 4),  # not a multiple of 8
+        lambda: a64.ldr(X[0], X[1], -8),  # negative unsigned offset
+        lambda: a64.ldr(X[0], X[1], 32768),  # beyond 4095 * 8
+        lambda: a64.ldr(X[0], X[1], 256, Index.PRE),  # beyond imm9
+        lambda: a64.ldrh(X[0], X[1]),  # halfword needs a W register
+        lambda: a64.ldr(X[0], W[1]),  # 32-bit base
+        lambda: a64.ldr(SP, X[1]),  # SP as data register
         lambda: a64.stp(X[0], X[1], SP, 512, Index.PRE),  # beyond imm7 * 8
-        lambda: a64.stp(X[0], X[1], SP, 4),               # not a multiple of 8
+        lambda: a64.stp(X[0], X[1], SP, 4),  # not a multiple of 8
         lambda: a64.stp(X[0], X[1], SP, 8, Index.UNSCALED),
         lambda: a64.stp(X[0], W[1], SP),
-        lambda: a64.ldp(X[3], X[3], SP),                  # CONSTRAINED UNPREDICTABLE
+        lambda: a64.ldp(X[3], X[3], SP),  # CONSTRAINED UNPREDICTABLE
         lambda: a64.stp(X[3], X[4], X[3], -16, Index.PRE),
         lambda: a64.ldr(X[1], X[1], 8, Index.POST),
         lambda: a64.strb(W[2], X[2], 1, Index.PRE),
@@ -343,4 +361,12 @@ def test_invalid_operands_raise(encode: object) -> None:
 
 def test_register_names() -> None:
     assert [str(r) for r in (X[0], W[30], SP, WSP, XZR, WZR, X[7].w, W[7].x)] == [
-        "x0", "w30", "sp", "wsp", "xzr", "wzr", "w7", "x7"]
+        "x0",
+        "w30",
+        "sp",
+        "wsp",
+        "xzr",
+        "wzr",
+        "w7",
+        "x7",
+    ]

@@ -6,17 +6,40 @@ import pytest
 
 from vmconform.probe import a64
 from vmconform.probe.asm import Addr, Assembler, Rel
-from vmconform.probe.program import Const, FirmwareString, Hex, NonceText, Print, Text, fact, probe_program
+from vmconform.probe.program import (
+    AddrOf,
+    BinOp,
+    Buf,
+    CallService,
+    Cond,
+    Const,
+    DataArea,
+    DataRef,
+    FirmwareString,
+    Hex,
+    HexBytes,
+    Mem,
+    NonceBytes,
+    NonceName,
+    NonceText,
+    Print,
+    Program,
+    Set,
+    Text,
+    Var,
+    fact,
+    probe_program,
+)
 from vmconform.probe.uefi import RUNTIME_SERVICES, SIMPLE_TEXT_OUTPUT_PROTOCOL, SYSTEM_TABLE
 
 
 def test_two_pass_labels_alignment_and_data() -> None:
     asm = Assembler(origin=0x1000)
     asm.label("start")
-    asm.insn(a64.b, Rel("end"))          # forward reference
+    asm.insn(a64.b, Rel("end"))  # forward reference
     asm.insn(a64.adr, a64.X[0], Rel("msg"))
     asm.label("back")
-    asm.insn(a64.b, Rel("back"))         # backward reference (to itself)
+    asm.insn(a64.b, Rel("back"))  # backward reference (to itself)
     asm.data(b"\x01", "one byte")
     asm.align(8)
     asm.label("msg")
@@ -34,7 +57,19 @@ def test_two_pass_labels_alignment_and_data() -> None:
     assert out.code[20:24] == (0x1010).to_bytes(4, "little")
     assert out.offset_of("end") == 0x14
     assert [line.kind for line in out.listing] == [
-        "label", "insn", "insn", "label", "insn", "data", "align", "label", "data", "align", "label", "insn"]
+        "label",
+        "insn",
+        "insn",
+        "label",
+        "insn",
+        "data",
+        "align",
+        "label",
+        "data",
+        "align",
+        "label",
+        "insn",
+    ]
     assert "b end" in out.listing_text() and "0x00001010" in out.listing_text()
 
 
@@ -70,9 +105,57 @@ def test_fact_text_field_rules() -> None:
 
 
 def test_probe_program_is_arch_neutral_data() -> None:
-    program = probe_program("aarch64")
-    assert program == probe_program("aarch64")
-    assert [type(step).__name__ for step in program.steps] == ["Print", "Print", "Print", "CallService", "Halt"]
+    program = probe_program("aarch64", 8)
+    assert program == probe_program("aarch64", 8)
+    kinds = [type(step).__name__ for step in program.steps]
+    assert kinds[-3:] == ["Comment", "CallService", "Halt"]  # ... ResetSystem(EfiResetShutdown), then spin
+    reset = program.steps[-2]
+    assert isinstance(reset, CallService) and reset.service == "EFI_RUNTIME_SERVICES.ResetSystem"
+    assert reset.args == (Const(2), Const(0), Const(0), Const(0))
+
+
+def test_program_locals_and_data_items() -> None:
+    program = probe_program("arm", 4, mode="warm", facts=("time",))
+    names = [local.name for local in program.locals()]
+    assert len(names) == len(set(names)) and {"time0", "time1", "st_get", "var_data"} <= set(names)
+    assert Buf("time0", 16) in program.locals()
+    items = program.data_items()
+    assert Text("VMCONFORM ") in items and NonceName("VmcNv-") in items and NonceBytes() in items
+    assert len(items) == len(set(items))
+
+
+def test_a_local_with_two_shapes_is_rejected() -> None:
+    program = Program((Set(Var("x"), Const(1)), Print((HexBytes(AddrOf(Buf("x", 8)), Const(8)),))))
+    with pytest.raises(ValueError, match="declared twice"):
+        program.locals()
+
+
+def test_data_area_slots_are_fixed_size() -> None:
+    program = Program(
+        (Print((Text("a"),)), Set(Var("p"), DataRef(NonceName("N-"))), Set(Var("q"), DataRef(NonceBytes())))
+    )
+    layouts = []
+    for nonce in ("x", "y" * 32):
+        asm = Assembler()
+        data = DataArea(program)
+        data.emit(asm, nonce)
+        out = asm.assemble()
+        layouts.append(dict(out.labels))
+        name = out.code[out.offset_of(data.label(NonceName("N-"))) :]
+        assert name.startswith(("N-" + nonce).encode("utf-16-le") + b"\0\0")
+        raw = out.code[out.offset_of(data.label(NonceBytes())) - 4 :]
+        assert raw[:4] == len(nonce).to_bytes(4, "little") and raw[4 : 4 + len(nonce)] == nonce.encode()
+    assert layouts[0] == layouts[1]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: Hex(Const(0), 0), lambda: Mem(Const(0), 0, 3), lambda: BinOp("mul", Const(1), Const(2)),
+     lambda: BinOp("shl", Const(1), Var("n")), lambda: Cond("lt", Const(0), Const(1)), lambda: Buf("b", 0)],
+)  # fmt: skip
+def test_ir_rejects_what_no_lowering_supports(make: object) -> None:
+    with pytest.raises(ValueError):
+        make()  # type: ignore[operator]
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pefile
 import pytest
 
 from vmconform.probe import PROBE_ARCHES, assemble_probe, build_probe, removable_media_path
-from vmconform.probe.program import NONCE_LABEL
+from vmconform.probe.program import FACTS, MODES, NONCE_LABEL
 
 
 def sha(data: bytes) -> str:
@@ -17,7 +17,7 @@ def sha(data: bytes) -> str:
 
 
 def test_probe_arches() -> None:
-    assert PROBE_ARCHES == ("aarch64",)
+    assert PROBE_ARCHES == ("aarch64", "arm")
 
 
 def test_same_inputs_same_bytes() -> None:
@@ -59,9 +59,25 @@ def test_unknown_arch(arch: str) -> None:
         build_probe(arch, "a")
 
 
-def test_known_arch_without_probe_yet() -> None:
-    with pytest.raises(ValueError, match="no probe for 'arm' yet"):
-        build_probe("arm", "a")
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"mode": "reboot"}, "unknown probe mode 'reboot'"), ({"facts": ("tables", "gpu")}, "unknown probe facts")],
+)
+def test_unknown_mode_or_fact(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_probe("arm", "a", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("arch", ["aarch64", "arm"])
+@pytest.mark.parametrize("mode", MODES)
+def test_code_does_not_depend_on_the_nonce(arch: str, mode: str) -> None:
+    """Only the data area's nonce slots differ between two nonces: the layout is fixed."""
+    a = assemble_probe(arch, "a1b2c3", mode=mode, facts=FACTS)
+    b = assemble_probe(arch, "Z" * 32, mode=mode, facts=FACTS)
+    assert len(a.code) == len(b.code) and dict(a.labels) == dict(b.labels)
+    data_start = a.offset_of(NONCE_LABEL)
+    assert a.code[:data_start] == b.code[:data_start]
+    assert build_probe(arch, "q", mode=mode, facts=FACTS) == build_probe(arch, "q", mode=mode, facts=FACTS)
 
 
 def test_removable_media_path() -> None:
@@ -71,18 +87,22 @@ def test_removable_media_path() -> None:
         removable_media_path("mips")
 
 
-def test_every_emitted_instruction_decodes_with_capstone() -> None:
-    assembled = assemble_probe("aarch64", "a1b2c3")
+@pytest.mark.parametrize("arch", ["aarch64", "arm"])
+@pytest.mark.parametrize("mode", MODES)
+def test_every_emitted_instruction_decodes_with_capstone(arch: str, mode: str) -> None:
+    assembled = assemble_probe(arch, "a1b2c3", mode=mode, facts=FACTS)
     insns = [line for line in assembled.listing if line.kind == "insn"]
-    code = assembled.code[: insns[-1].address + 4]
+    code = assembled.code[: insns[-1].address + len(insns[-1].data)]
     assert all(line.kind != "insn" for line in assembled.listing if line.address >= len(code))  # data after code
-    md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
-    decoded = list(md.disasm(code, 0))
-    assert [(d.address, bytes(d.bytes)) for d in decoded] == [(line.address, line.data) for line in insns]
+    cs_arch = capstone.CS_ARCH_ARM64 if arch == "aarch64" else capstone.CS_ARCH_ARM
+    decoded = list(capstone.Cs(cs_arch, capstone.CS_MODE_ARM).disasm(code, 0))
+    words = [(line.address + i, line.data[i : i + 4]) for line in insns for i in range(0, len(line.data), 4)]
+    assert [(d.address, bytes(d.bytes)) for d in decoded] == words
 
 
-def test_listing_names_the_services() -> None:
-    listing = assemble_probe("aarch64", "a1b2c3").listing_text()
+@pytest.mark.parametrize("arch", ["aarch64", "arm"])
+def test_listing_names_the_services(arch: str) -> None:
+    listing = assemble_probe(arch, "a1b2c3").listing_text()
     assert "ConOut->OutputString" in listing
     assert "EFI_RUNTIME_SERVICES.ResetSystem" in listing
     assert listing.startswith(f"{'':10}  {'':16}  entry:")

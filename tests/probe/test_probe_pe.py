@@ -46,6 +46,16 @@ def test_probe_image_is_a_pe32plus_arm64_efi_application() -> None:
     _check_common(pe, data)
 
 
+def test_arm_probe_is_a_pe32_efi_application_entered_in_arm_state() -> None:
+    data = build_probe(arch="arm", nonce="a1b2c3")
+    pe = pefile.PE(data=data)
+    assert pe.FILE_HEADER.Machine == 0x01C2
+    assert pe.OPTIONAL_HEADER.Magic == 0x10B
+    assert pe.FILE_HEADER.SizeOfOptionalHeader == 96 + 8 * 16
+    assert pe.OPTIONAL_HEADER.AddressOfEntryPoint % 4 == 0  # bit 0 clear: A32, not Thumb
+    _check_common(pe, data)
+
+
 def test_writer_makes_pe32_for_arm() -> None:
     data = write_pe(PeImage(MACHINE_ARMTHUMB_MIXED, PeFormat.PE32, b"\xfe\xff\xff\xea" * 3, entry_offset=4))
     pe = pefile.PE(data=data)
@@ -77,7 +87,11 @@ def test_text_is_placed_verbatim() -> None:
     ],
 )
 def test_writer_rejects_inconsistent_layouts(kwargs: dict[str, object]) -> None:
-    args: dict[str, object] = {"machine": 0xAA64, "format": PeFormat.PE32_PLUS, "text": b"\0" * 8,
-                               "entry_offset": 0} | kwargs
+    args: dict[str, object] = {
+        "machine": 0xAA64,
+        "format": PeFormat.PE32_PLUS,
+        "text": b"\0" * 8,
+        "entry_offset": 0,
+    } | kwargs
     with pytest.raises(ValueError):
         PeImage(**args)  # type: ignore[arg-type]

@@ -9,8 +9,10 @@ import pytest
 from vmconform.probe import ProbeLine, parse_line, parse_lines
 from vmconform.probe.protocol import format_line
 
-FW = ("VMCONFORM a1b2c3 FW st_sig=5453595320494249 uefi_rev=00020046 fw_rev=00010000 "
-      "rt_sig=56524553544E5552 vendor=EDK II")
+FW = (
+    "VMCONFORM a1b2c3 FW st_sig=5453595320494249 uefi_rev=00020046 fw_rev=00010000 "
+    "rt_sig=56524553544E5552 vendor=EDK II"
+)
 
 
 def test_boot_line() -> None:
@@ -22,8 +24,13 @@ def test_fw_line_vendor_runs_to_end_of_line() -> None:
     line = parse_line(FW + "\r")
     assert line is not None
     assert line.key == "FW" and line.args == ()
-    assert dict(line.fields) == {"st_sig": "5453595320494249", "uefi_rev": "00020046", "fw_rev": "00010000",
-                                 "rt_sig": "56524553544E5552", "vendor": "EDK II"}
+    assert dict(line.fields) == {
+        "st_sig": "5453595320494249",
+        "uefi_rev": "00020046",
+        "fw_rev": "00010000",
+        "rt_sig": "56524553544E5552",
+        "vendor": "EDK II",
+    }
     assert line.raw == FW
 
 
@@ -62,9 +69,17 @@ def test_fields_are_read_only() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "", "hello", "VMCONFORM", "VMCONFORM a1b2c3", "VMCONFORM a1b2c3 ", "VMCONFORM a1b2c3 boot x",
-        "VMCONFORM a.b BOOT x", "VMCONFORM " + "a" * 33 + " BOOT x", "vmconform a BOOT x",
-        "VMCONFORM  a BOOT x", "BdsDxe: failed to load Boot0001",
+        "",
+        "hello",
+        "VMCONFORM",
+        "VMCONFORM a1b2c3",
+        "VMCONFORM a1b2c3 ",
+        "VMCONFORM a1b2c3 boot x",
+        "VMCONFORM a.b BOOT x",
+        "VMCONFORM " + "a" * 33 + " BOOT x",
+        "vmconform a BOOT x",
+        "VMCONFORM  a BOOT x",
+        "BdsDxe: failed to load Boot0001",
     ],
 )
 def test_not_a_probe_line(text: str) -> None:
@@ -72,10 +87,15 @@ def test_not_a_probe_line(text: str) -> None:
 
 
 def test_parse_lines_of_a_transcript() -> None:
-    transcript = ("UEFI firmware\r\nBdsDxe: starting Boot0001\r\nVMCONFORM a BOOT aarch64\r\n" + FW + "\r\n"
-                  "VMCONFORM a1b2c3 END shutdown\r\n")
+    transcript = (
+        "UEFI firmware\r\nBdsDxe: starting Boot0001\r\nVMCONFORM a BOOT aarch64\r\n" + FW + "\r\n"
+        "VMCONFORM a1b2c3 END shutdown\r\n"
+    )
     assert [(line.nonce, line.key) for line in parse_lines(transcript)] == [
-        ("a", "BOOT"), ("a1b2c3", "FW"), ("a1b2c3", "END")]
+        ("a", "BOOT"),
+        ("a1b2c3", "FW"),
+        ("a1b2c3", "END"),
+    ]
 
 
 def test_format_line_round_trips() -> None:
@@ -89,8 +109,13 @@ def test_format_line_round_trips() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"nonce": "bad nonce"}, {"key": "lower"}, {"args": ["a b"]}, {"args": ["a=b"]},
-        {"fields": [("vendor", "x"), ("a", "1")]}, {"fields": [("a", "x y")]}, {"fields": [("1a", "x")]},
+        {"nonce": "bad nonce"},
+        {"key": "lower"},
+        {"args": ["a b"]},
+        {"args": ["a=b"]},
+        {"fields": [("vendor", "x"), ("a", "1")]},
+        {"fields": [("a", "x y")]},
+        {"fields": [("1a", "x")]},
     ],
 )
 def test_format_line_rejects(kwargs: dict[str, object]) -> None:

@@ -1,15 +1,20 @@
 """The guest-side probe: a tiny EFI application generated in Python, and the host side of its protocol.
 
-    build_probe(arch, nonce) -> bytes        PE/COFF image to place at removable_media_path(arch)
-    PROBE_ARCHES                             architectures with a probe
+    build_probe(arch, nonce, *, mode="boot", facts=()) -> bytes   PE/COFF image for removable_media_path(arch)
+    PROBE_ARCHES                             architectures with a probe (aarch64: A64/PE32+, arm: A32/PE32)
+    MODES, FACTS                             what build_probe's mode= and facts= accept
     parse_line(text) -> ProbeLine | None     parse one console line printed by the probe
+
+The lines' meaning (typed facts, DTB/ACPI/SMBIOS decoding) is in `vmconform.facts`; the NVRAM flows that
+span resets and power cycles are run by `vmconform.nvram`.
 """
 
 from .arches import PROBE_ARCHES, removable_media_path
 from .build import assemble_probe, build_probe
+from .program import FACTS, MODES
 from .protocol import ProbeLine, parse_line, parse_lines, validate_nonce
 
 __all__ = [
-    "PROBE_ARCHES", "ProbeLine", "assemble_probe", "build_probe", "parse_line", "parse_lines",
+    "FACTS", "MODES", "PROBE_ARCHES", "ProbeLine", "assemble_probe", "build_probe", "parse_line", "parse_lines",
     "removable_media_path", "validate_nonce",
-]
+]  # fmt: skip

@@ -15,18 +15,81 @@ from dataclasses import dataclass
 from enum import Enum
 
 __all__ = [
-    "Reg", "Index", "Shift", "SysReg", "COND",
-    "X", "W", "SP", "WSP", "XZR", "WZR", "X29", "X30", "FP", "LR",
-    "movz", "movk", "movn", "wide_chunks",
-    "add_imm", "adds_imm", "sub_imm", "subs_imm", "cmp_imm", "cmn_imm", "mov",
-    "add_reg", "adds_reg", "sub_reg", "subs_reg", "cmp_reg",
-    "and_imm", "orr_imm", "eor_imm", "ands_imm", "tst_imm", "bitmask_imm",
-    "and_reg", "orr_reg", "eor_reg", "ands_reg", "tst_reg",
-    "ubfm", "lsr_imm", "lsl_imm", "ubfx",
-    "ldr", "ldrh", "ldrb", "str_", "strh", "strb", "ldp", "stp",
-    "adr", "b", "bl", "b_cond", "cbz", "cbnz", "br", "blr", "ret",
-    "mrs", "nop", "hvc", "smc", "svc", "brk",
-    "CURRENT_EL", "CNTFRQ_EL0", "CNTVCT_EL0", "MIDR_EL1", "ID_AA64PFR0_EL1",
+    "Reg",
+    "Index",
+    "Shift",
+    "SysReg",
+    "COND",
+    "X",
+    "W",
+    "SP",
+    "WSP",
+    "XZR",
+    "WZR",
+    "X29",
+    "X30",
+    "FP",
+    "LR",
+    "movz",
+    "movk",
+    "movn",
+    "wide_chunks",
+    "add_imm",
+    "adds_imm",
+    "sub_imm",
+    "subs_imm",
+    "cmp_imm",
+    "cmn_imm",
+    "mov",
+    "add_reg",
+    "adds_reg",
+    "sub_reg",
+    "subs_reg",
+    "cmp_reg",
+    "and_imm",
+    "orr_imm",
+    "eor_imm",
+    "ands_imm",
+    "tst_imm",
+    "bitmask_imm",
+    "and_reg",
+    "orr_reg",
+    "eor_reg",
+    "ands_reg",
+    "tst_reg",
+    "ubfm",
+    "lsr_imm",
+    "lsl_imm",
+    "ubfx",
+    "rev",
+    "ldr",
+    "ldrh",
+    "ldrb",
+    "str_",
+    "strh",
+    "strb",
+    "ldp",
+    "stp",
+    "adr",
+    "b",
+    "bl",
+    "b_cond",
+    "cbz",
+    "cbnz",
+    "br",
+    "blr",
+    "ret",
+    "mrs",
+    "nop",
+    "hvc",
+    "smc",
+    "svc",
+    "brk",
+    "CURRENT_EL",
+    "CNTFRQ_EL0",
+    "CNTVCT_EL0",
+    "MIDR_EL1",
+    "ID_AA64PFR0_EL1",
 ]
 
 
@@ -75,9 +138,9 @@ X30 = LR = X[30]
 class Index(Enum):
     """Addressing mode of a load/store with an immediate offset."""
 
-    OFFSET = "offset"      # [Rn, #imm]: unsigned scaled imm12 (ldr/str), signed scaled imm7 (ldp/stp)
-    PRE = "pre"            # [Rn, #imm]!: signed imm9 (ldr/str), signed scaled imm7 (ldp/stp)
-    POST = "post"          # [Rn], #imm
+    OFFSET = "offset"  # [Rn, #imm]: unsigned scaled imm12 (ldr/str), signed scaled imm7 (ldp/stp)
+    PRE = "pre"  # [Rn, #imm]!: signed imm9 (ldr/str), signed scaled imm7 (ldp/stp)
+    POST = "post"  # [Rn], #imm
     UNSCALED = "unscaled"  # [Rn, #imm] signed unscaled imm9: LDUR/STUR (ldr/str only)
 
 
@@ -88,8 +151,23 @@ class Shift(Enum):
 
 
 COND = {
-    "eq": 0, "ne": 1, "hs": 2, "cs": 2, "lo": 3, "cc": 3, "mi": 4, "pl": 5, "vs": 6, "vc": 7,
-    "hi": 8, "ls": 9, "ge": 10, "lt": 11, "gt": 12, "le": 13, "al": 14,
+    "eq": 0,
+    "ne": 1,
+    "hs": 2,
+    "cs": 2,
+    "lo": 3,
+    "cc": 3,
+    "mi": 4,
+    "pl": 5,
+    "vs": 6,
+    "vc": 7,
+    "hi": 8,
+    "ls": 9,
+    "ge": 10,
+    "lt": 11,
+    "gt": 12,
+    "le": 13,
+    "al": 14,
 }
 
 
@@ -158,8 +236,14 @@ def _move_wide(opc: int, rd: Reg, imm16: int, shift: int) -> int:
     sf = _sf(rd)
     if shift not in ((0, 16, 32, 48) if sf else (0, 16)):
         raise ValueError(f"shift {shift} invalid for {rd}")
-    return (sf << 31) | (opc << 29) | (0b100101 << 23) | ((shift // 16) << 21) \
-        | (_uimm(imm16, 16, "imm16") << 5) | _gp(rd, sp=False)
+    return (
+        (sf << 31)
+        | (opc << 29)
+        | (0b100101 << 23)
+        | ((shift // 16) << 21)
+        | (_uimm(imm16, 16, "imm16") << 5)
+        | _gp(rd, sp=False)
+    )
 
 
 def movz(rd: Reg, imm16: int, shift: int = 0) -> int:
@@ -197,8 +281,16 @@ def _addsub_imm(op: int, s: int, rd: Reg, rn: Reg, imm: int) -> int:
         sh, imm12 = 1, imm >> 12
     else:
         raise ValueError(f"add/sub immediate {imm} is neither 0..4095 nor a multiple of 4096 up to 4095<<12")
-    return (sf << 31) | (op << 30) | (s << 29) | (0b100010 << 23) | (sh << 22) | (imm12 << 10) \
-        | (_gp(rn, sp=True) << 5) | _gp(rd, sp=not s)
+    return (
+        (sf << 31)
+        | (op << 30)
+        | (s << 29)
+        | (0b100010 << 23)
+        | (sh << 22)
+        | (imm12 << 10)
+        | (_gp(rn, sp=True) << 5)
+        | _gp(rd, sp=not s)
+    )
 
 
 def add_imm(rd: Reg, rn: Reg, imm: int) -> int:
@@ -232,8 +324,17 @@ def cmn_imm(rn: Reg, imm: int) -> int:
 def _addsub_reg(op: int, s: int, rd: Reg, rn: Reg, rm: Reg, shift: Shift, amount: int) -> int:
     sf = _sf(rd, rn, rm)
     _uimm(amount, 6 if sf else 5, "shift amount")
-    return (sf << 31) | (op << 30) | (s << 29) | (0b01011 << 24) | (shift.value << 22) \
-        | (_gp(rm, sp=False) << 16) | (amount << 10) | (_gp(rn, sp=False) << 5) | _gp(rd, sp=False)
+    return (
+        (sf << 31)
+        | (op << 30)
+        | (s << 29)
+        | (0b01011 << 24)
+        | (shift.value << 22)
+        | (_gp(rm, sp=False) << 16)
+        | (amount << 10)
+        | (_gp(rn, sp=False) << 5)
+        | _gp(rd, sp=False)
+    )
 
 
 def add_reg(rd: Reg, rn: Reg, rm: Reg, shift: Shift = Shift.LSL, amount: int = 0) -> int:
@@ -294,8 +395,16 @@ def bitmask_imm(value: int, width: int) -> tuple[int, int, int]:
 def _logical_imm(opc: int, rd: Reg, rn: Reg, value: int) -> int:
     sf = _sf(rd, rn)
     n, immr, imms = bitmask_imm(value, 64 if sf else 32)
-    return (sf << 31) | (opc << 29) | (0b100100 << 23) | (n << 22) | (immr << 16) | (imms << 10) \
-        | (_gp(rn, sp=False) << 5) | _gp(rd, sp=opc != 0b11)
+    return (
+        (sf << 31)
+        | (opc << 29)
+        | (0b100100 << 23)
+        | (n << 22)
+        | (immr << 16)
+        | (imms << 10)
+        | (_gp(rn, sp=False) << 5)
+        | _gp(rd, sp=opc != 0b11)
+    )
 
 
 def and_imm(rd: Reg, rn: Reg, mask: int) -> int:
@@ -323,8 +432,16 @@ def tst_imm(rn: Reg, mask: int) -> int:
 def _logical_reg(opc: int, rd: Reg, rn: Reg, rm: Reg, shift: Shift, amount: int) -> int:
     sf = _sf(rd, rn, rm)
     _uimm(amount, 6 if sf else 5, "shift amount")
-    return (sf << 31) | (opc << 29) | (0b01010 << 24) | (shift.value << 22) | (_gp(rm, sp=False) << 16) \
-        | (amount << 10) | (_gp(rn, sp=False) << 5) | _gp(rd, sp=False)
+    return (
+        (sf << 31)
+        | (opc << 29)
+        | (0b01010 << 24)
+        | (shift.value << 22)
+        | (_gp(rm, sp=False) << 16)
+        | (amount << 10)
+        | (_gp(rn, sp=False) << 5)
+        | _gp(rd, sp=False)
+    )
 
 
 def and_reg(rd: Reg, rn: Reg, rm: Reg, shift: Shift = Shift.LSL, amount: int = 0) -> int:
@@ -354,8 +471,16 @@ def ubfm(rd: Reg, rn: Reg, immr: int, imms: int) -> int:
     """UBFM rd, rn, #immr, #imms."""
     sf = _sf(rd, rn)
     bits = 6 if sf else 5
-    return (sf << 31) | (0b10 << 29) | (0b100110 << 23) | (sf << 22) | (_uimm(immr, bits, "immr") << 16) \
-        | (_uimm(imms, bits, "imms") << 10) | (_gp(rn, sp=False) << 5) | _gp(rd, sp=False)
+    return (
+        (sf << 31)
+        | (0b10 << 29)
+        | (0b100110 << 23)
+        | (sf << 22)
+        | (_uimm(immr, bits, "immr") << 16)
+        | (_uimm(imms, bits, "imms") << 10)
+        | (_gp(rn, sp=False) << 5)
+        | _gp(rd, sp=False)
+    )
 
 
 def lsr_imm(rd: Reg, rn: Reg, shift: int) -> int:
@@ -369,6 +494,12 @@ def lsl_imm(rd: Reg, rn: Reg, shift: int) -> int:
     width = 64 if rd.is64 else 32
     _uimm(shift, 6 if rd.is64 else 5, "shift")
     return ubfm(rd, rn, (-shift) % width, width - 1 - shift)
+
+
+def rev(rd: Reg, rn: Reg) -> int:
+    """REV rd, rn: reverse the bytes of a W or X register."""
+    sf = _sf(rd, rn)
+    return (sf << 31) | 0x5AC00800 | (sf << 10) | (_gp(rn, sp=False) << 5) | _gp(rd, sp=False)
 
 
 def ubfx(rd: Reg, rn: Reg, lsb: int, width: int) -> int:
@@ -396,8 +527,9 @@ def _load_store(size: int, load: bool, rt: Reg, rn: Reg, offset: int, index: Ind
         imm12 = _uimm(_scaled(offset, 1 << size, "offset"), 12, "scaled offset")
         return (size << 30) | (0b111001 << 24) | (opc << 22) | (imm12 << 10) | (n << 5) | t
     idx = {Index.UNSCALED: 0b00, Index.POST: 0b01, Index.PRE: 0b11}[index]
-    return (size << 30) | (0b111000 << 24) | (opc << 22) | (_simm(offset, 9, "offset") << 12) \
-        | (idx << 10) | (n << 5) | t
+    return (
+        (size << 30) | (0b111000 << 24) | (opc << 22) | (_simm(offset, 9, "offset") << 12) | (idx << 10) | (n << 5) | t
+    )
 
 
 def ldr(rt: Reg, rn: Reg, offset: int = 0, index: Index = Index.OFFSET) -> int:
@@ -439,8 +571,16 @@ def _pair(load: bool, rt1: Reg, rt2: Reg, rn: Reg, offset: int, index: Index) ->
     if index is not Index.OFFSET and n in (t1, t2) and n != 31:
         raise ValueError(f"writeback with base {rn} also a data register is CONSTRAINED UNPREDICTABLE")
     imm7 = _simm(_scaled(offset, 8 if sf else 4, "pair offset"), 7, "scaled pair offset")
-    return ((0b10 if sf else 0b00) << 30) | (0b101 << 27) | (kind << 23) | ((1 if load else 0) << 22) \
-        | (imm7 << 15) | (t2 << 10) | (n << 5) | t1
+    return (
+        ((0b10 if sf else 0b00) << 30)
+        | (0b101 << 27)
+        | (kind << 23)
+        | ((1 if load else 0) << 22)
+        | (imm7 << 15)
+        | (t2 << 10)
+        | (n << 5)
+        | t1
+    )
 
 
 def ldp(rt1: Reg, rt2: Reg, rn: Reg, offset: int = 0, index: Index = Index.OFFSET) -> int:
@@ -518,8 +658,15 @@ def mrs(rt: Reg, sysreg: SysReg) -> int:
     """MRS Xt, <sysreg>."""
     if not rt.is64:
         raise ValueError("mrs needs a 64-bit register")
-    return 0xD5200000 | (sysreg.op0 << 19) | (sysreg.op1 << 16) | (sysreg.crn << 12) | (sysreg.crm << 8) \
-        | (sysreg.op2 << 5) | _gp(rt, sp=False)
+    return (
+        0xD5200000
+        | (sysreg.op0 << 19)
+        | (sysreg.op1 << 16)
+        | (sysreg.crn << 12)
+        | (sysreg.crm << 8)
+        | (sysreg.op2 << 5)
+        | _gp(rt, sp=False)
+    )
 
 
 def nop() -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import lower_a64
+from . import lower_a32, lower_a64
 from .asm import Assembler
 from .pe import MACHINE_ARM64, MACHINE_ARMTHUMB_MIXED, PeFormat
 from .program import DataArea, Program
@@ -27,6 +27,7 @@ class ProbeArch:
     pe_format: PeFormat
     boot_file: str
     lowering: Lowering | None  # None: no probe for this architecture yet
+    pointer_size: int = 8  # UINTN / pointer width of the firmware (selects UEFI structure offsets)
 
     @property
     def removable_media_path(self) -> str:
@@ -36,9 +37,11 @@ class ProbeArch:
 ARCHES: dict[str, ProbeArch] = {
     arch.name: arch
     for arch in (
-        ProbeArch("aarch64", MACHINE_ARM64, PeFormat.PE32_PLUS, "BOOTAA64.EFI", lower_a64.lower),
-        # A32/Thumb-2 code in a PE32 image; the entry point is entered in ARM state when even.
-        ProbeArch("arm", MACHINE_ARMTHUMB_MIXED, PeFormat.PE32, "BOOTARM.EFI", None),
+        ProbeArch(
+            "aarch64", MACHINE_ARM64, PeFormat.PE32_PLUS, "BOOTAA64.EFI", lower_a64.lower, lower_a64.POINTER_SIZE
+        ),
+        # A32 code in a PE32 image; the entry point is entered in ARM state when even.
+        ProbeArch("arm", MACHINE_ARMTHUMB_MIXED, PeFormat.PE32, "BOOTARM.EFI", lower_a32.lower, lower_a32.POINTER_SIZE),
     )
 }
 

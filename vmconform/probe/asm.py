@@ -143,8 +143,9 @@ class Assembler:
         """A comment line in the listing (no bytes)."""
         self._items.append(_Comment(text))
 
-    def insn(self, encoder: Callable[..., int | bytes], *operands: Any, size: int | None = None,
-             comment: str = "") -> None:
+    def insn(
+        self, encoder: Callable[..., int | bytes], *operands: Any, size: int | None = None, comment: str = ""
+    ) -> None:
         """One instruction: `encoder(*operands)` with `Rel`/`Addr` operands resolved in pass 2."""
         self._items.append(_Insn(encoder, operands, size or self._insn_size, comment))
 

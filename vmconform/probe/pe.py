@@ -17,8 +17,15 @@ from dataclasses import dataclass
 from enum import Enum
 
 __all__ = [
-    "PeFormat", "PeImage", "write_pe", "MACHINE_ARM64", "MACHINE_ARMTHUMB_MIXED", "MACHINE_AMD64",
-    "MACHINE_I386", "SUBSYSTEM_EFI_APPLICATION", "TEXT_CHARACTERISTICS",
+    "PeFormat",
+    "PeImage",
+    "write_pe",
+    "MACHINE_ARM64",
+    "MACHINE_ARMTHUMB_MIXED",
+    "MACHINE_AMD64",
+    "MACHINE_I386",
+    "SUBSYSTEM_EFI_APPLICATION",
+    "TEXT_CHARACTERISTICS",
 ]
 
 MACHINE_I386 = 0x014C
@@ -117,18 +124,26 @@ def write_pe(image: PeImage) -> bytes:
         standard += struct.pack("<I", 0)  # BaseOfData: there is no data section
     windows = struct.pack(
         f"<{addr}IIHHHHHHIIIIHH{addr}{addr}{addr}{addr}II",
-        0,                              # ImageBase: any address (RELOCS_STRIPPED is clear)
+        0,  # ImageBase: any address (RELOCS_STRIPPED is clear)
         image.section_alignment,
         image.file_alignment,
-        0, 0, 0, 0, 0, 0,               # OS, image and subsystem versions
-        0,                              # Win32VersionValue
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,  # OS, image and subsystem versions
+        0,  # Win32VersionValue
         size_of_image,
         size_of_headers,
-        0,                              # CheckSum
+        0,  # CheckSum
         image.subsystem,
-        0,                              # DllCharacteristics
-        0, 0, 0, 0,                     # stack reserve/commit, heap reserve/commit
-        0,                              # LoaderFlags
+        0,  # DllCharacteristics
+        0,
+        0,
+        0,
+        0,  # stack reserve/commit, heap reserve/commit
+        0,  # LoaderFlags
         _DATA_DIRECTORIES,
     )
     directories = bytes(8 * _DATA_DIRECTORIES)
@@ -136,7 +151,16 @@ def write_pe(image: PeImage) -> bytes:
     assert len(optional) == fmt.optional_header_size
 
     section = struct.pack(
-        "<8sIIIIIIHHI", b".text", len(image.text), text_rva, text_raw_size, size_of_headers, 0, 0, 0, 0,
+        "<8sIIIIIIHHI",
+        b".text",
+        len(image.text),
+        text_rva,
+        text_raw_size,
+        size_of_headers,
+        0,
+        0,
+        0,
+        0,
         TEXT_CHARACTERISTICS,
     )
     headers = bytes(dos) + b"PE\0\0" + coff + optional + section

@@ -19,12 +19,25 @@ Grammar (one console line; the probe ends each with CR LF)::
 * Text fields (`TEXT_FIELDS`, e.g. `vendor`) hold firmware strings that may contain spaces; they are
   printed last and their value is everything after "=" up to the end of the line, verbatim.
 * Hex numbers are upper-case and zero-padded to their field width (16 digits for UINT64, 8 for UINT32).
+  An EFI_STATUS (<st>) is a UINTN: 16 digits on 64-bit firmware, 8 on 32-bit (errors have the top bit set).
+  Memory (<bytes>: GUIDs, device paths, EFI_TIME, DUMP data) is two hex digits a byte, in memory order.
 
-Lines the probe prints now, in order::
+Lines the probe prints (`vmconform.probe.program`; the host side is `vmconform.facts`), in order::
 
-    VMCONFORM <nonce> BOOT <arch>
-    VMCONFORM <nonce> FW st_sig=<hex16> uefi_rev=<hex8> fw_rev=<hex8> rt_sig=<hex16> vendor=<text>
-    VMCONFORM <nonce> END shutdown
+    BOOT <arch> image=<st> device=<st> [devpath=<bytes>] [filepath=<bytes> [path=<text>]]
+        HandleProtocol(ImageHandle, LoadedImage) and (DeviceHandle, DevicePath) statuses, the device path
+        of the device the image came from (with its HD() node), LoadedImage->FilePath, and that path as text
+    FW st_sig=<hex16> uefi_rev=<hex8> fw_rev=<hex8> rt_sig=<hex16> vendor=<text>
+    TABLES count=<hex8> <guid bytes>...                          (facts "tables")
+    TIME get0=<st> t0=<EFI_TIME> stall=<st> get1=<st> t1=<EFI_TIME> set=<st>      (facts "time")
+    CPU el= cntfrq= midr= pfr0= cntvct0= cntvct1=   (aarch64; arm: cpsr= cntfrq= midr= pfr1= ...; <hex16> each)
+    DUMP <blob> addr=<ptr> size=<hex8> shown=<hex8>              (facts "dump": blob dtb, rsdp, xsdt, acpiNN,
+    DUMP <blob> off=<hex8> data=<bytes>                           smbios3, smbios3_table; 64 bytes a line)
+    NVRAM phase1 mode=<m> get=<st> / set nv= vol= / readback nv= nv_attr= nv_size= nv_data= vol= ... / RESET <m>
+    NVRAM phase2 mode=<m> get=<st> get_attr= get_size= get_data= / volatile get= / delete status= / done
+    BOOTNEXT phase1 get= / set option= option_status= next_status= / RESET cold   (mode bootnext)
+    BOOTNEXT next current_status= current=<hex4> / delete status=                  (mode next)
+    END shutdown | END reset-returned
 """
 
 from __future__ import annotations
@@ -35,14 +48,21 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 __all__ = [
-    "PREFIX", "LINE_END", "TEXT_FIELDS", "NONCE_MAX", "ProbeLine", "parse_line", "parse_lines",
-    "validate_nonce", "format_line",
+    "PREFIX",
+    "LINE_END",
+    "TEXT_FIELDS",
+    "NONCE_MAX",
+    "ProbeLine",
+    "parse_line",
+    "parse_lines",
+    "validate_nonce",
+    "format_line",
 ]
 
 PREFIX = "VMCONFORM"
 LINE_END = "\r\n"
 NONCE_MAX = 32
-TEXT_FIELDS = frozenset({"vendor"})
+TEXT_FIELDS = frozenset({"vendor", "path"})
 
 _NONCE_RE = rf"[0-9A-Za-z_-]{{1,{NONCE_MAX}}}"
 _KEY_RE = r"[A-Z][A-Z0-9_]*"
@@ -93,7 +113,7 @@ def parse_line(text: str) -> ProbeLine | None:
         name, eq, value = token.partition("=")
         if eq and _NAME.fullmatch(name):
             if name in TEXT_FIELDS:
-                fields[name] = rest[pos + len(name) + 1:]
+                fields[name] = rest[pos + len(name) + 1 :]
                 break
             fields[name] = value
         else:
@@ -108,8 +128,9 @@ def parse_lines(transcript: str) -> tuple[ProbeLine, ...]:
     return tuple(line for line in lines if line is not None)
 
 
-def format_line(nonce: str, key: str, args: Iterable[str] = (),
-                fields: Iterable[tuple[str, str]] | Mapping[str, str] = ()) -> str:
+def format_line(
+    nonce: str, key: str, args: Iterable[str] = (), fields: Iterable[tuple[str, str]] | Mapping[str, str] = ()
+) -> str:
     """The text (with CR LF) the probe prints for a fact; the host uses it for fakes and expectations."""
     validate_nonce(nonce)
     if not _KEY.fullmatch(key):

@@ -1,0 +1,292 @@
+"""The NVRAM flows: does a non-volatile UEFI variable survive a reset and a power cycle (FW-4, FW-5)?
+
+One flow is one fresh disk with a probe built for its mode (see `vmconform.probe.program.MODES`) and one
+private copy of the vars template:
+
+* ``warm`` / ``cold``: phase 1 (the probe finds no test variable, sets a non-volatile NV|BS|RT one and a
+  volatile BS|RT one, reads both back) ends in ResetSystem(EfiResetWarm / EfiResetCold); the harness keeps
+  watching the same VM, where phase 2 must find the NV variable with the same data and attributes and must
+  not find the volatile one, then deletes it and shuts down.
+* ``power``: phase 1 ends in ResetSystem(EfiResetShutdown); the harness starts the VM again on the same vars
+  file for phase 2.
+* ``bootnext``: phase 1 writes a Boot#### load option for ``\\EFI\\VMCONFORM\\NEXT.EFI`` (a probe with its own
+  nonce) and BootNext, then resets cold; the NEXT probe must run next and see BootCurrent = that option.
+
+Phase 1 seen twice means the store forgot the variable: the boot stops at once (no timeout). After a flow
+the host reads the vars file: the test variable must have reached it (an EDK2 variable-store record with its
+name, vendor GUID and data, in any state: phase 2 deletes it), else the store is ephemeral, e.g. a vars drive
+with ``snapshot=on`` (`ephemeral_vars` builds that negative control).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+from vmconform.config import HypervisorEntry
+from vmconform.facts.probe import EfiStatus
+from vmconform.firmware import Firmware, copy_vars_template
+from vmconform.hypervisors import Backend
+from vmconform.image import DiskSpec, EspFile, build_disk
+from vmconform.probe import ProbeLine, build_probe, removable_media_path
+from vmconform.probe.program import BOOTNEXT_OPTION, NEXT_PATH, NV_VARIABLE_PREFIX, VENDOR_GUID
+from vmconform.runner import BootResult, boot
+
+__all__ = ["FLOWS", "NvramOutcome", "VarRecord", "run_flow", "find_variable_records", "ephemeral_vars"]
+
+FLOWS = ("warm", "cold", "power", "bootnext")
+NV_ATTRIBUTES = 0x7  # NON_VOLATILE | BOOTSERVICE_ACCESS | RUNTIME_ACCESS
+VOLATILE_ATTRIBUTES = 0x6
+NEXT_ESP_PATH = NEXT_PATH.strip("\\").replace("\\", "/")
+
+# EDK2 variable store (MdeModulePkg/Include/Guid/VariableFormat.h): VARIABLE_HEADER /
+# AUTHENTICATED_VARIABLE_HEADER start with StartId 0x55AA, State, Reserved, Attributes.
+_START_ID = 0x55AA
+_STATES = {0x3F: "added", 0x3E: "added, delete in transition", 0x3D: "deleted", 0x3C: "deleted",
+           0x7F: "header valid only"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class VarRecord:
+    """One record of a variable in an EDK2 vars store file."""
+
+    offset: int
+    state: int
+    attributes: int
+    data: bytes
+
+    @property
+    def state_name(self) -> str:
+        return _STATES.get(self.state, f"state {self.state:#04x}")
+
+
+def find_variable_records(store: bytes, name: str, guid: UUID) -> tuple[VarRecord, ...]:
+    """The records of variable `name`/`guid` in an EDK2 variable store (authenticated or plain format)."""
+    needle = name.encode("utf-16-le") + b"\0\0"
+    out: list[VarRecord] = []
+    pos = store.find(needle)
+    while pos >= 0:
+        # authenticated header: 60 bytes (StartId, State, Reserved, Attributes, MonotonicCount, TimeStamp,
+        # PubKeyIndex, NameSize, DataSize, VendorGuid); plain header: 32 bytes (..., NameSize, DataSize, Guid)
+        for header, sizes_at in ((60, 36), (32, 8)):
+            start = pos - header
+            if start < 0:
+                continue
+            start_id, state, _, attributes = struct.unpack_from("<HBBI", store, start)
+            name_size, data_size = struct.unpack_from("<II", store, start + sizes_at)
+            vendor = UUID(bytes_le=store[start + sizes_at + 8 : start + sizes_at + 24])
+            if start_id == _START_ID and name_size == len(needle) and vendor == guid:
+                data = store[pos + len(needle) : pos + len(needle) + data_size]
+                out.append(VarRecord(start, state, attributes, data))
+                break
+        pos = store.find(needle, pos + 2)
+    return tuple(out)
+
+
+def ephemeral_vars(entry: HypervisorEntry) -> HypervisorEntry:
+    """The entry with QEMU's ``-snapshot`` (snapshot=on for every drive, the vars pflash included): writes go
+    to a temporary overlay that is dropped when QEMU exits. The negative control of the NVRAM flows."""
+    return dataclasses.replace(entry, extra_args=(*entry.extra_args, "-snapshot"))
+
+
+@dataclass(frozen=True)
+class NvramOutcome:
+    mode: str
+    nonce: str
+    passed: bool
+    message: str  # the verdict: what held, or the first thing that did not, with the evidence line
+    boots: tuple[BootResult, ...]
+    vars_path: Path
+    records: tuple[VarRecord, ...]  # the test variable's records in the vars file after the flow
+
+    def lines(self) -> tuple[ProbeLine, ...]:
+        return tuple(line for b in self.boots for line in b.lines)
+
+
+class _Fail(Exception):
+    pass
+
+
+def _line(lines: list[ProbeLine], key: str, *args: str) -> ProbeLine:
+    for line in lines:
+        if line.key == key and line.args[: len(args)] == args:
+            return line
+    raise _Fail(f"the probe never printed {' '.join((key, *args))}")
+
+
+def _status(line: ProbeLine, name: str) -> EfiStatus:
+    return EfiStatus.parse(line.fields[name])
+
+
+def _check_status(line: ProbeLine, name: str, want: str, what: str) -> None:
+    got = _status(line, name)
+    if got.name != want:
+        raise _Fail(f"{what}: {got} (expected {want}) in {line.raw.strip()!r}")
+
+
+def _phase_watch(nonce: str, seen: list[int]) -> Callable[[ProbeLine], str | None]:
+    """Stop at END, at a stale probe, or at once when phase 1 starts a second time."""
+
+    def decide(line: ProbeLine) -> str | None:
+        if line.nonce != nonce:
+            return f"a probe with nonce {line.nonce} ran, but this flow's nonce is {nonce} (stale image?)"
+        if line.key == "NVRAM" and line.args[:1] == ("phase1",):
+            seen.append(1)
+            if len(seen) > 1:
+                return "phase 1 seen twice: the non-volatile variable did not survive"
+        if line.key == "END":
+            return "the probe reported END"
+        return None
+
+    return decide
+
+
+def run_flow(
+    backend: Backend,
+    arch: str,
+    firmware: Firmware,
+    mode: str,
+    workdir: Path,
+    timeout: float,
+    nonce: str | None = None,
+    echo: Callable[[bytes], None] | None = None,
+) -> NvramOutcome:
+    """Run one NVRAM flow (`FLOWS`) on a fresh disk and vars copy in `workdir`; never raises on a failing VM."""
+    if mode not in FLOWS:
+        raise ValueError(f"unknown NVRAM flow {mode!r}; known: {', '.join(FLOWS)}")
+    nonce = nonce or secrets.token_hex(6)
+    workdir.mkdir(parents=True, exist_ok=True)
+    disk = workdir / "disk.img"
+    vars_path = copy_vars_template(firmware, workdir / "vars.fd")
+    if vars_path is None:
+        raise ValueError(f"firmware {firmware.name} has no variable store to test")
+    if mode == "bootnext":
+        return _bootnext(backend, arch, firmware, workdir, timeout, nonce, disk, vars_path, echo)
+    files = (EspFile(removable_media_path(arch), build_probe(arch, nonce, mode=mode)),)
+    build_disk(DiskSpec(files=files, seed=f"nvram-{mode}:{nonce}")).save(disk)
+    seen: list[int] = []
+    boots = [boot(backend, arch, (disk,), firmware, nonce, workdir / "boot1", timeout, echo=echo,
+                  vars_path=vars_path, decide=_phase_watch(nonce, seen))]  # fmt: skip
+    if mode == "power" and boots[0].stop.reason == "matched" and boots[0].lines[-1].key == "END" \
+            and boots[0].exit_status == 0 and len(seen) == 1:  # fmt: skip
+        boots.append(boot(backend, arch, (disk,), firmware, nonce, workdir / "boot2", timeout, echo=echo,
+                          vars_path=vars_path, decide=_phase_watch(nonce, seen)))  # fmt: skip
+    name = f"{NV_VARIABLE_PREFIX}{nonce}"
+    records = find_variable_records(vars_path.read_bytes(), name, VENDOR_GUID)
+    try:
+        _judge(mode, nonce, boots, seen, records, vars_path)
+    except _Fail as exc:
+        return NvramOutcome(mode, nonce, False, _with_evidence(str(exc), boots), tuple(boots), vars_path, records)
+    message = (
+        f"{mode}: the NV variable survived ({'power cycle' if mode == 'power' else mode + ' reset'}) with "
+        f"its data and attributes, the volatile one did not, and the variable reached {vars_path.name}"
+    )
+    return NvramOutcome(mode, nonce, True, message, tuple(boots), vars_path, records)
+
+
+def _with_evidence(why: str, boots: list[BootResult]) -> str:
+    last = boots[-1]
+    return f"{why}\n{last.describe()}\n--- console tail ---\n{last.tail}\n---"
+
+
+def _judge(mode: str, nonce: str, boots: list[BootResult], seen: list[int], records: tuple[VarRecord, ...],
+           vars_path: Path) -> None:  # fmt: skip
+    lines = [line for b in boots for line in b.lines]
+    if len(seen) > 1:
+        where = "across the power cycle (a new VM on the same vars file)" if mode == "power" else \
+            f"across ResetSystem({mode})"  # fmt: skip
+        raise _Fail(f"{mode}: phase 1 ran twice: the non-volatile variable did not persist {where}")
+    phase1 = _line(lines, "NVRAM", "phase1")
+    _check_status(phase1, "get", "EFI_NOT_FOUND", "phase 1: GetVariable of a fresh test variable")
+    sets = _line(lines, "NVRAM", "set")
+    _check_status(sets, "nv", "EFI_SUCCESS", "phase 1: SetVariable(NV|BS|RT)")
+    _check_status(sets, "vol", "EFI_SUCCESS", "phase 1: SetVariable(BS|RT)")
+    readback = _line(lines, "NVRAM", "readback")
+    _check_status(readback, "nv", "EFI_SUCCESS", "phase 1: reading the NV variable back")
+    expected = nonce.encode("ascii")
+    if int(readback.fields["nv_attr"], 16) != NV_ATTRIBUTES or bytes.fromhex(readback.fields["nv_data"]) != expected:
+        raise _Fail(f"phase 1: the NV variable read back differs from what was written: {readback.raw.strip()!r}")
+    if mode in ("warm", "cold"):
+        _line(lines, "RESET", mode)
+    if not any(line.key == "NVRAM" and line.args[:1] == ("phase2",) for line in lines):
+        last = boots[-1]
+        raise _Fail(f"{mode}: phase 2 never ran ({last.stop.detail})")
+    phase2 = _line(lines, "NVRAM", "phase2")
+    _check_status(phase2, "get", "EFI_SUCCESS", f"phase 2: GetVariable of the NV variable after the {mode}")
+    attr, data = int(phase2.fields["get_attr"], 16), bytes.fromhex(phase2.fields["get_data"])
+    if attr != NV_ATTRIBUTES:
+        raise _Fail(f"phase 2: the NV variable has attributes {attr:#x}, expected {NV_ATTRIBUTES:#x}: "
+                    f"{phase2.raw.strip()!r}")  # fmt: skip
+    if data != expected:
+        raise _Fail(f"phase 2: the NV variable holds {data!r}, expected {expected!r}: {phase2.raw.strip()!r}")
+    volatile = _line(lines, "NVRAM", "volatile")
+    _check_status(volatile, "get", "EFI_NOT_FOUND", f"phase 2: the volatile variable after the {mode}")
+    _check_status(_line(lines, "NVRAM", "delete"), "status", "EFI_SUCCESS", "phase 2: deleting the test variable")
+    _line(lines, "NVRAM", "done")
+    _line(lines, "END", "shutdown")
+    if boots[-1].exit_status != 0:
+        raise _Fail("the VM did not power itself off with status 0 after phase 2")
+    if not any(r.data == expected and r.attributes == NV_ATTRIBUTES for r in records):
+        raise _Fail(f"{mode}: the NV variable never reached the vars file {vars_path} (no variable-store record "
+                    f"with its name and data): the variable store is not persistent storage of the VM instance "
+                    f"(an ephemeral store, e.g. snapshot=on?)")  # fmt: skip
+
+
+def _bootnext(backend: Backend, arch: str, firmware: Firmware, workdir: Path, timeout: float, nonce: str,
+              disk: Path, vars_path: Path, echo: Callable[[bytes], None] | None) -> NvramOutcome:  # fmt: skip
+    next_nonce = secrets.token_hex(6)
+    files = (
+        EspFile(removable_media_path(arch), build_probe(arch, nonce, mode="bootnext")),
+        EspFile(NEXT_ESP_PATH, build_probe(arch, next_nonce, mode="next")),
+    )
+    build_disk(DiskSpec(files=files, seed=f"nvram-bootnext:{nonce}")).save(disk)
+
+    def decide(line: ProbeLine) -> str | None:
+        if line.nonce not in (nonce, next_nonce):
+            return f"a probe with nonce {line.nonce} ran (stale image?)"
+        if line.key == "END" and line.args[:1] != ("reset-returned",) or line.key == "END" and line.nonce == nonce:
+            return "the probe reported END"
+        return None
+
+    result = boot(backend, arch, (disk,), firmware, nonce, workdir / "boot1", timeout, echo=echo,
+                  vars_path=vars_path, decide=decide)  # fmt: skip
+    first, nxt = list(result.lines), [line for line in result.foreign if line.nonce == next_nonce]
+    records = find_variable_records(vars_path.read_bytes(), f"Boot{BOOTNEXT_OPTION:04X}",
+                                    UUID("8BE4DF61-93CA-11D2-AA0D-00E098032B8C"))  # fmt: skip
+    try:
+        phase1 = _line(first, "BOOTNEXT", "phase1")
+        _check_status(phase1, "get", "EFI_NOT_FOUND", f"phase 1: GetVariable(Boot{BOOTNEXT_OPTION:04X})")
+        sets = _line(first, "BOOTNEXT", "set")
+        _check_status(sets, "option_status", "EFI_SUCCESS", f"phase 1: SetVariable(Boot{BOOTNEXT_OPTION:04X})")
+        _check_status(sets, "next_status", "EFI_SUCCESS", "phase 1: SetVariable(BootNext)")
+        _line(first, "RESET", "cold")
+        again = [line for line in first if line.key == "BOOTNEXT" and line.args[:1] == ("again",)]
+        if again:
+            raise _Fail(f"after the reset the firmware booted the removable-media probe again, not BootNext "
+                        f"({NEXT_PATH}): {again[0].raw.strip()!r}")  # fmt: skip
+        if not nxt:
+            raise _Fail(f"the probe at {NEXT_PATH} never ran after BootNext={BOOTNEXT_OPTION:04X} and a reset "
+                        f"({result.stop.detail})")  # fmt: skip
+        boot_line = _line(nxt, "BOOT")
+        if boot_line.fields.get("path", "").upper() != NEXT_PATH.upper():
+            raise _Fail(f"the NEXT probe reports a load path other than {NEXT_PATH}: {boot_line.raw.strip()!r}")
+        current = _line(nxt, "BOOTNEXT", "next")
+        _check_status(current, "current_status", "EFI_SUCCESS", "GetVariable(BootCurrent) in the NEXT probe")
+        if int(current.fields["current"], 16) != BOOTNEXT_OPTION:
+            raise _Fail(f"BootCurrent is {current.fields['current']}, expected {BOOTNEXT_OPTION:04X}: "
+                        f"{current.raw.strip()!r}")  # fmt: skip
+        _check_status(_line(nxt, "BOOTNEXT", "delete"), "status", "EFI_SUCCESS", "deleting the load option")
+        _line(nxt, "END", "shutdown")
+        if result.exit_status != 0:
+            raise _Fail("the VM did not power itself off with status 0 after the NEXT probe")
+    except _Fail as exc:
+        return NvramOutcome("bootnext", nonce, False, _with_evidence(str(exc), [result]), (result,), vars_path,
+                            records)  # fmt: skip
+    return NvramOutcome("bootnext", nonce, True,
+                        f"bootnext: the firmware booted Boot{BOOTNEXT_OPTION:04X} ({NEXT_PATH}) after the reset",
+                        (result,), vars_path, records)  # fmt: skip
