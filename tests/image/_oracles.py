@@ -60,9 +60,10 @@ def extract_partition(image: Path, start_lba: int, end_lba: int, out: Path, sect
         "dd",
         f"if={image}",
         f"of={out}",
-        f"bs={sector}",
-        f"skip={start_lba}",
-        f"count={end_lba - start_lba + 1}",
+        "bs=1M",
+        "iflag=skip_bytes,count_bytes",
+        f"skip={start_lba * sector}",
+        f"count={(end_lba - start_lba + 1) * sector}",
         "conv=sparse",
         "status=none",
     )

@@ -26,7 +26,4 @@ def test_round_trip_and_matches_uuid_bytes_le(value: uuid.UUID) -> None:
 
 def test_seeded_guids_are_stable_and_distinct() -> None:
     assert guid_from_seed("s", "disk") == guid_from_seed("s", "disk")
-    assert (
-        len({guid_from_seed("s", "disk"), guid_from_seed("t", "disk"), guid_from_seed("s", "partition/1")})
-        == 3
-    )
+    assert len({guid_from_seed("s", "disk"), guid_from_seed("t", "disk"), guid_from_seed("s", "partition/1")}) == 3

@@ -46,9 +46,18 @@ def _timed(fn: Callable[[], object]) -> float:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        (DiskSpec(files=(EspFile("EFI/BOOT/bootaa64.efi", PE),)), "upper case"),
-        (DiskSpec(files=(EspFile("EFI/BOOT/TOOLONGNAME.EFI", PE),)), "8.3"),
-        (DiskSpec(files=(EspFile("EFI/BOOT/A.B.C", PE),)), "8.3"),
+        (DiskSpec(files=(EspFile("EFI/BOOT/" + "x" * 256, PE),)), "at most 255"),
+        (DiskSpec(files=(EspFile("EFI/BOOT/NAME.", PE),)), "ends with a space or '.'"),
+        (DiskSpec(files=(EspFile("EFI/BOOT/A:B", PE),)), "characters"),
+        (DiskSpec(files=(EspFile("EFI/boot/X.EFI", PE), EspFile("EFI/BOOT/X.EFI", PE))), "collides"),
+        (DiskSpec(partitions=(EspPartition(fat=FatVolumeSpec(fat_type=16)),), size_bytes=8 * 2**30), "FAT16"),
+        (DiskSpec(partitions=(EspPartition(start_lba=2**32 + 2048),), size_bytes=3 * 2**40), "HiddSec"),
+        (DiskSpec(partitioning="none", partitions=(DataPartition(),)), "exactly one EspPartition"),
+        (DiskSpec(partitioning="mbr", partitions=(DataPartition(size_bytes=2**20),) * 5), "4 partitions"),
+        (
+            DiskSpec(partitions=(DataPartition(size_bytes=2**20, entry_index=2), EspPartition(entry_index=2))),
+            "entry_index",
+        ),
         (DiskSpec(files=(EspFile("EFI/../BOOTAA64.EFI", PE),)), "'..'"),
         (DiskSpec(files=(EspFile("EFI//BOOTAA64.EFI", PE),)), "empty"),
         (DiskSpec(files=(EspFile("", PE),)), "empty"),
@@ -75,6 +84,5 @@ def test_bad_specs_raise_value_error_saying_what_to_fix(spec: DiskSpec, message:
     with pytest.raises(ValueError, match=message) as info:
         build_disk(spec)
     assert any(
-        word in str(info.value)
-        for word in ("use", "make", "give", "enlarge", "must", "raise", "move", "leave")
+        word in str(info.value) for word in ("use", "make", "give", "enlarge", "must", "raise", "move", "leave")
     ), info.value

@@ -30,9 +30,7 @@ class SparseImage:
 
     def _check_range(self, offset: int, length: int) -> None:
         if offset < 0 or length < 0 or offset + length > self._size:
-            raise ValueError(
-                f"range [{offset}, {offset + length}) lies outside the image of {self._size} bytes"
-            )
+            raise ValueError(f"range [{offset}, {offset + length}) lies outside the image of {self._size} bytes")
 
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         """Store `data` at byte `offset`. Zeros written into a hole allocate nothing."""
@@ -85,6 +83,15 @@ class SparseImage:
             prev = page_no
         if run_start is not None:
             yield self._clip(run_start, b"".join(run))
+
+    def resized(self, size: int) -> SparseImage:
+        """A copy of this image with logical size `size` (bytes past the new end are dropped)."""
+        out = SparseImage(size)
+        for page_no, page in self._pages.items():
+            start = page_no * PAGE_SIZE
+            if start < size:
+                out.write(start, page[: size - start])
+        return out
 
     def _clip(self, offset: int, data: bytes) -> tuple[int, bytes]:
         return offset, data[: self._size - offset]
