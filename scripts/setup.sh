@@ -19,10 +19,14 @@ declare -A provides=(
   [dosfstools]="cmd:fsck.fat"
   [mtools]="cmd:mdir"
   [qemu-utils]="cmd:qemu-img"
+  [fdisk]="cmd:fdisk"
+  [device-tree-compiler]="cmd:dtc"
+  [systemd]="cmd:systemd-repart"
   [u-boot-qemu]="file:/usr/lib/u-boot/qemu_arm64/u-boot.bin file:/usr/lib/u-boot/qemu_arm/u-boot.bin"
 )
 want=(qemu-system-arm qemu-efi-aarch64 qemu-efi-arm u-boot-qemu)
-[ "$mode" = test ] && want+=(gdisk dosfstools mtools qemu-utils)
+# test oracles: sgdisk, fsck.fat, mtools, qemu-img, fdisk -b 4096 (4Kn), dtc (DTB), systemd-repart (foreign images)
+[ "$mode" = test ] && want+=(gdisk dosfstools mtools qemu-utils fdisk device-tree-compiler systemd)
 
 have() {
   local w

@@ -19,8 +19,14 @@ from vmconform.hypervisors import backend_for
 EPILOG_MAIN = """\
 examples:
   vmconform gen --arch aarch64 -o disk.img            write the aarch64 reference image
+  vmconform gen --list                                every case: layout, defect, expected outcome, clauses
+  vmconform gen --defect gpt-both-crc -o bad.img      one malformed image
+  vmconform gen --all -o matrix/                      the whole matrix, with matrix/manifest.json
+  vmconform check disk.img                            judge any disk image against the image clauses
   vmconform boot disk.img                             boot it on the default hypervisor, console on stdout
   vmconform boot --hypervisor qemu --keep out/ disk.img   keep transcript and command line in out/
+  vmconform report reports/latest                     re-render the certificate, print the verdict
+  vmconform compare reports/RUN-A reports/RUN-B       what changed between two runs (firmware A vs B)
 
 The conformance suite itself runs under pytest: `pytest` (or `pytest --hypervisor=kvm`) in the checkout;
 see README.md.
@@ -42,19 +48,52 @@ def _parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser(
         "gen",
-        help="write a reference disk image (GPT + FAT32 ESP + the EFI probe)",
+        help="write a case's disk image, list the case catalogue, or write the whole matrix",
         description="Write a case's disk image: protective MBR, GPT, a FAT32 EFI System Partition and the probe "
-        "at the removable-media path. Same arguments, same bytes. The file is sparse.",
+        "at the removable-media path, in one of the catalogue's layouts, optionally with one of its defects. "
+        "Same arguments, same bytes. The file is sparse.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="The nonce is the value the probe prints in every line (VMCONFORM <nonce> ...), so a boot can tell "
-        "its own image from a stale one.\nWithout --nonce it is derived from the case name.",
+        "its own image from a stale one.\nWithout --nonce it is derived from the case name.\n\n"
+        "Expected outcomes (UEFI): boots; recovers (boots, may rewrite the GPT: use a copy); falls-through (the\n"
+        "next boot option must run: boot it with the fallback image, the arch's reference, as a second disk);\n"
+        "either (booting or falling through both conform; hanging does not).",
     )
     g.add_argument(
         "--arch", choices=casemod.ARCH_NAMES, default="aarch64", help="guest architecture (default: aarch64)"
     )
     g.add_argument("--layout", default="reference", help="disk layout from the catalogue (default: reference)")
+    g.add_argument("--defect", default="none", help="defect from the catalogue (default: none)")
     g.add_argument("--nonce", help="1-32 characters of [0-9A-Za-z_-] (default: derived from the case)")
-    g.add_argument("-o", "--output", required=True, type=Path, help="image file to write (overwritten)")
+    g.add_argument("-o", "--output", type=Path, help="image file to write (overwritten); with --all, a directory")
+    g.add_argument("--list", action="store_true", help="print the case catalogue instead of writing an image")
+    g.add_argument("--json", action="store_true", help="with --list: the catalogue as JSON")
+    g.add_argument(
+        "--all", action="store_true", help="write every case with a probe into the directory -o, plus manifest.json"
+    )
+
+    c = sub.add_parser(
+        "check",
+        help="judge any disk image against the spec's image clauses (GPT, ESP, FAT32, boot file, no firmware)",
+        description="Read IMAGE (raw; qcow2, vmdk, vhdx and vdi through qemu-img) and report every image rule: "
+        "protective MBR, both GPT headers and entry arrays, partition ranges, exactly one ESP, FAT32 by cluster "
+        "count with FSInfo, a loop-free tree, \\EFI\\BOOT\\BOOTAA64.EFI / BOOTARM.EFI in any case, a PE of the "
+        "right machine type with subsystem 10, and no firmware volume or variable store inside the image.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit status: 0 when every MUST rule holds (SHOULD failures are warnings); 1 when one fails;\n"
+        "2 when IMAGE cannot be read as a disk at all (one line says why); 3 on an internal error.",
+    )
+    c.add_argument("image", type=Path, help="disk image file (or block device), opened read-only")
+    c.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    c.add_argument(
+        "--arch", choices=casemod.ARCH_NAMES, help="look only for this architecture's boot file (default: either)"
+    )
+    c.add_argument(
+        "--sector-size",
+        type=int,
+        choices=(512, 1024, 2048, 4096),
+        help="logical block size (default: found from the GPT's position, else 512)",
+    )
 
     b = sub.add_parser(
         "boot",
@@ -79,12 +118,82 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--timeout", type=float, help="seconds before giving up (default: the entry's timeout)")
     b.add_argument("--keep", type=Path, metavar="DIR", help="keep the transcript, command line and vars copy in DIR")
     b.add_argument("-q", "--quiet", action="store_true", help="do not stream the console")
+
+    r = sub.add_parser(
+        "report",
+        help="(re)write a run's report.html from its results.json and print its verdict",
+        description="Render RUN's report.html (the certificate) from RUN/results.json and print the overall "
+        "verdict. RUN is a run folder under reports/ (reports/latest is the newest).",
+    )
+    r.add_argument("run", type=Path, help="run folder (or its results.json)")
+    r.add_argument("-o", "--output", type=Path, help="HTML file to write (default: RUN/report.html)")
+
+    m = sub.add_parser(
+        "compare",
+        help="compare two runs (e.g. firmware release A vs B): clause regressions, case changes",
+        description="Compare two runs' results.json: set-up changes (firmware sha256, spec, hypervisor), "
+        "clause verdicts that changed (pass -> fail is a REGRESSION) and cases whose outcome changed.",
+        epilog="exit status: 0 when B has no clause regression against A, 1 when it has, 2 on unreadable input.",
+    )
+    m.add_argument("a", type=Path, help="the baseline run folder (or results.json)")
+    m.add_argument("b", type=Path, help="the run to compare with it")
+    m.add_argument("--json", action="store_true", help="print the comparison as JSON")
     return p
 
 
-def _cmd_gen(args: argparse.Namespace) -> int:
+def _cmd_report(args: argparse.Namespace) -> int:
+    from vmconform import report
+
     try:
-        case = casemod.find(args.arch, args.layout)
+        doc = report.load_results(args.run)
+    except report.ReportError as e:
+        raise CliError(str(e)) from None
+    run_dir = args.run if args.run.is_dir() else args.run.parent
+    out = args.output or run_dir / "report.html"
+    try:
+        out.write_text(report.render_html(doc, run_dir))
+    except OSError as e:
+        raise CliError(f"{out}: cannot write ({e.strerror})") from None
+    verdict, why = report.overall(doc)
+    print(f"{verdict.upper()}: {why}")
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from vmconform import report
+
+    try:
+        a, b = report.load_results(args.a), report.load_results(args.b)
+    except report.ReportError as e:
+        raise CliError(str(e)) from None
+    cmp = report.compare(a, b, str(args.a), str(args.b))
+    print(json.dumps(cmp.as_dict(), indent=2) if args.json else cmp.text())
+    return 1 if cmp.regressions else 0
+
+
+def _cmd_gen(args: argparse.Namespace) -> int:
+    if args.list:
+        print(casemod.catalogue_json() if args.json else casemod.catalogue_table(), end="")
+        return 0
+    if args.json:
+        raise CliError("--json goes with --list (vmconform gen --list --json)")
+    if args.output is None:
+        raise CliError("gen needs -o FILE (or -o DIR with --all, or --list)")
+    if args.all:
+        if args.nonce:
+            raise CliError("--all derives one nonce per case; drop --nonce")
+        try:
+            written, skipped = casemod.write_matrix(args.output)
+        except OSError as e:
+            raise CliError(f"{args.output}: cannot write ({e.strerror})") from None
+        note = f"; skipped {len(skipped)} cases without a probe ({', '.join(sorted({c.arch for c in skipped}))})"
+        print(f"{args.output}: {len(written)} images and manifest.json" + (note if skipped else ""), file=sys.stderr)
+        return 0
+    try:
+        case = casemod.find(args.arch, args.layout, args.defect)
     except KeyError as e:
         raise CliError(str(e.args[0])) from None
     nonce = args.nonce or casemod.default_nonce(case)
@@ -94,8 +203,28 @@ def _cmd_gen(args: argparse.Namespace) -> int:
         raise CliError(str(e)) from None
     except OSError as e:
         raise CliError(f"{args.output}: cannot write ({e.strerror})") from None
-    print(f"{args.output}: {case.name} image, nonce {nonce}", file=sys.stderr)
+    print(f"{args.output}: {case.name} image, nonce {nonce}; expected: {case.expect}", file=sys.stderr)
+    if case.needs_fallback:
+        print(
+            f"vmconform: boot it with a fallback disk after it (vmconform gen --arch {case.arch} -o fallback.img); "
+            "a conforming firmware reaches the fallback's probe",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from vmconform.check import DiskError, check_image
+
+    try:
+        report = check_image(args.image, arch=args.arch, sector_size=args.sector_size)
+    except DiskError as e:
+        raise CliError(str(e)) from None
+    except Exception as e:  # a bug in vmconform, not a property of the image: say so in one line
+        print(f"vmconform: internal error checking {args.image}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 3
+    print(report.to_json() if args.json else report.table(), end="")
+    return report.exit_status
 
 
 def _default_hvfile() -> Path:
@@ -152,6 +281,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "gen":
             return _cmd_gen(args)
+        if args.command == "check":
+            return _cmd_check(args)
+        if args.command == "report":
+            return _cmd_report(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
         return _cmd_boot(args)
     except CliError as e:
         print(f"vmconform: error: {e}", file=sys.stderr)
@@ -159,6 +294,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vmconform: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into head & co.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

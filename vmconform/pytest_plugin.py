@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from vmconform import reaper
 from vmconform import report as rpmod
 from vmconform import verdicts as vdmod
 from vmconform.firmware import Firmware, copy_vars_template, file_sha256
-from vmconform.hypervisors import Backend, backend_for
+from vmconform.hypervisors import Backend, Disk, backend_for
 from vmconform.runner import BootResult, boot
 
 RUN_DIR_KEY = "vmconform_run_dir"
@@ -100,6 +101,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="backstop for one boot (default: the entry's 'timeout'); known firmware dead ends end a case at once",
     )
     g.addoption(
+        "--case",
+        action="append",
+        metavar="NAME",
+        help="only these catalogue cases, repeatable (names as in `vmconform gen --list`, e.g. aarch64-esp-second; "
+        "a trailing * matches a prefix)",
+    )
+    g.addoption(
         "--spec",
         choices=clmod.SPEC_VERSIONS,
         default=clmod.DEFAULT_SPEC,
@@ -149,7 +157,7 @@ def activate(config: pytest.Config) -> None:
     spec = config.getoption("spec")
     ctx = SuiteContext(hvfile, entry, arches, firmwares, fwnames, backend_for(entry), run_dir, timeout, spec)
     config.stash[CTX] = ctx
-    if workerinput is None:
+    if workerinput is None and not config.option.collectonly:
         config.pluginmanager.register(SuiteReporter(ctx), "vmconform-reporter")
         ctx.fw_sha256 = {key: fw.sha256() for key, fw in firmwares.items()}
 
@@ -240,22 +248,38 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     ctx = _ctx(metafunc.config)
     marker = metafunc.definition.get_closest_marker("cases")
     filters = dict(marker.kwargs) if marker else {}
+    wanted = metafunc.config.getoption("case")
     params = []
     for fw in ctx.firmware_names:
         for case in casemod.catalogue():
             if case.arch not in ctx.arches:
                 continue
-            if any(getattr(case, k) != v for k, v in filters.items()):
+            if wanted and not any(_name_matches(case.name, w) for w in wanted):
                 continue
-            fwpart = f"-{fw}" if len(ctx.firmware_names) > 1 else ""
+            if any(not (v(getattr(case, k)) if callable(v) else getattr(case, k) == v) for k, v in filters.items()):
+                continue
             params.append(
                 pytest.param(
                     (fw, case),
-                    id=f"{ctx.entry.name}{fwpart}-{case.name}",
+                    id=f"{ctx.entry.name}-{fw}-{case.name}",
                     marks=[pytest.mark.clause(*case.clauses), pytest.mark.boot],
                 )
             )
     metafunc.parametrize("case", params, indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A suite test that no selected case applies to (an empty parameter set) is deselected, not skipped."""
+    if CTX not in config.stash:
+        return
+    empty = [it for it in items if it.name.endswith("[NOTSET]") and it.get_closest_marker("cases") is not None]
+    if empty:
+        config.hook.pytest_deselected(items=empty)
+        items[:] = [it for it in items if it not in empty]
+
+
+def _name_matches(name: str, pattern: str) -> bool:
+    return name.startswith(pattern[:-1]) if pattern.endswith("*") else name == pattern
 
 
 @pytest.fixture
@@ -274,37 +298,58 @@ def _slug(nodeid: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:120]
 
 
-@pytest.fixture
-def boot_case(request: pytest.FixtureRequest, case: casemod.Case, tmp_path: Path) -> Callable[..., BootResult]:
-    """Build the case's image with a fresh nonce, boot it, and return what the probe said.
+@dataclass(frozen=True)
+class CaseRun:
+    """One boot of a case: what the probe(s) said, and the outcome in the catalogue's words."""
 
-    Call it as ``boot_case()``; ``boot_case(nonce=...)`` fixes the nonce. The console
-    transcript lands in the run's report folder; images and the vars copy live in
-    the test's private tmp_path.
+    result: BootResult
+    nonce: str
+    fallback_nonce: str | None
+    observed: str  # boots | recovers | falls-through | no-probe | wrong-probe
+    gpt_changed: tuple[str, ...]
+    disks: tuple[Disk, ...]
+
+    def describe(self) -> str:
+        changed = f"; GPT rewritten: {', '.join(self.gpt_changed)}" if self.gpt_changed else ""
+        return f"observed {self.observed}{changed}"
+
+
+@pytest.fixture
+def boot_case(request: pytest.FixtureRequest, case: casemod.Case, tmp_path: Path) -> Callable[..., CaseRun]:
+    """Build the case's disk(s) with fresh nonces, boot them, and return what happened (:class:`CaseRun`).
+
+    A case that may fall through gets a second, valid disk after its own (the fallback, with its own
+    nonce), so a firmware that skips the bad disk is seen reaching it at once. The console transcript
+    lands in the run's report folder; images and the vars copy live in the test's private tmp_path.
     """
     ctx = _ctx(request.config)
     fwname = request.node.stash[_FW]
     fw = ctx.firmware(fwname, case.arch)
     case_dir = ctx.run_dir / "cases" / _slug(request.node.nodeid)
 
-    def run(nonce: str | None = None) -> BootResult:
+    def run(nonce: str | None = None) -> CaseRun:
         nonce = nonce or casemod.new_nonce()
-        disk, vars_copy = tmp_path / f"{case.name}.img", tmp_path / "vars.fd"
+        fb_nonce = casemod.new_nonce() if case.needs_fallback else None
+        vars_copy: Path | None = tmp_path / "vars.fd"
         try:
-            casemod.write_image(case, nonce, disk)
-            copy_vars_template(fw, vars_copy)
+            disks = casemod.write_disks(case, nonce, tmp_path / "disks", fallback_nonce=fb_nonce)
+            vars_copy = copy_vars_template(fw, tmp_path / "vars.fd")
         except OSError as e:
-            for p in (disk, vars_copy):
-                p.unlink(missing_ok=True)
+            shutil.rmtree(tmp_path / "disks", ignore_errors=True)
+            (tmp_path / "vars.fd").unlink(missing_ok=True)
             pytest.fail(
                 f"cannot prepare the case in {tmp_path}: {e.strerror} ({e.filename}); "
                 f"free space there or choose another --basetemp",
                 pytrace=False,
             )
-        if fw.vars_template is None:
-            vars_copy = None
         tag = f"{ctx.run_dir}/{case_dir.name}"
-        result = boot(ctx.backend, case.arch, (disk,), fw, nonce, case_dir, ctx.timeout, vars_path=vars_copy, tag=tag)
+        expect_nonce = None if fb_nonce else nonce  # with a fallback disk, either probe may legitimately run
+        result = boot(
+            ctx.backend, case.arch, disks, fw, expect_nonce, case_dir, ctx.timeout, vars_path=vars_copy, tag=tag
+        )
+        seen = tuple(dict.fromkeys(line.nonce for line in result.lines))
+        changed = casemod.gpt_changes(casemod.build_image(case, nonce), disks[0].path, case.sector_size)
+        observed = casemod.observed_outcome(nonce, fb_nonce, seen, changed)
         request.node.user_properties.append(
             (
                 "vmconform",
@@ -313,12 +358,16 @@ def boot_case(request: pytest.FixtureRequest, case: casemod.Case, tmp_path: Path
                     "arch": case.arch,
                     "layout": case.layout,
                     "defect": case.defect,
+                    "expect": case.expect,
+                    "observed": observed,
+                    "gpt_changed": list(changed),
                     "clauses": list(case.clauses),
                     "hypervisor": ctx.entry.name,
                     "firmware": fwname,
                     "firmware_code": str(fw.code),
                     "firmware_source": fw.source,
                     "nonce": nonce,
+                    "fallback_nonce": fb_nonce,
                     "stop": result.stop.reason,
                     "stop_detail": result.stop.detail,
                     "exit_status": result.exit_status,
@@ -328,7 +377,7 @@ def boot_case(request: pytest.FixtureRequest, case: casemod.Case, tmp_path: Path
                 },
             )
         )
-        return result
+        return CaseRun(result, nonce, fb_nonce, observed, changed, disks)
 
     return run
 
@@ -358,10 +407,19 @@ class Judge:
         callspec = getattr(self.node, "callspec", None)
         return callspec.id if callspec is not None else self.case.name
 
-    def removable_media_boot(self, result: BootResult) -> None:
+    def removable_media_boot(self, run: CaseRun) -> None:
+        """A conforming layout: it must boot, and the probe's report evidences the firmware clauses."""
         self.record(
-            vdmod.removable_media_boot(result, self.case.arch, self.spec, self.firmware.mapping, self.label), result
+            vdmod.removable_media_boot(run.result, self.case.arch, self.spec, self.firmware.mapping, self.label),
+            run.result,
         )
+        if run.observed not in (casemod.BOOTS, casemod.RECOVERS):
+            raise run.result.fail(f"{self.case.name} must boot from its own disk; {run.describe()}")
+
+    def malformed_image(self, run: CaseRun) -> None:
+        """A malformed image: the outcome must be one UEFI allows (boots / recovers / falls through), reached
+        without hanging; the case's clauses are judged on that."""
+        self.record(vdmod.malformed_image(run.result, self.case, run.observed, run.gpt_changed, self.label), run.result)
 
 
 @pytest.fixture
@@ -462,7 +520,9 @@ class SuiteReporter:
         tr.write_line(f"cases: {summary}")
         for row in self.rows:
             if row["outcome"] != "passed":
-                tr.write_line(f"  {row['outcome'].upper()} {row['test']}: {row['message']}")
+                tr.write_line(
+                    f"  {row['outcome'].upper()} {row['test'].split('::')[-1]}: {vdmod.short(row['message'], 150)}"
+                )
         tr.write_line(f"clauses (spec {ctx.spec}):")
         for level in clmod.LEVELS:
             rows = [r for r in self.clauses if r["level"] == level]
@@ -473,8 +533,10 @@ class SuiteReporter:
             tr.write_line(f"  {level:<18} {text}")
         for r in self.clauses:
             if r["status"] in (vdmod.FAIL, vdmod.ERROR, vdmod.NOT_SUPPORTED):
-                why = r["evidence"][0] if r["evidence"] else ""
-                tr.write_line(f"  {r['status'].upper():<13} {r['clause']} ({r['level']}): {r['title']} -- {why}")
+                why = vdmod.short(r["evidence"][0], 150) if r["evidence"] else ""
+                n = r["deciding_cases"]
+                more = f" (and {n - 1} more case{'s' if n > 2 else ''})" if n > 1 else ""
+                tr.write_line(f"  {r['status'].upper():<13} {r['clause']} ({r['level']}): {why}{more}")
         for orphan in self.orphans:
             tr.write_line(f"  ERROR a VM outlived its case and was killed at session end: {orphan}", red=True)
         for changed in self.changed_files:

@@ -13,7 +13,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from vmconform import cases
 from vmconform import clauses as cl
+from vmconform.cases import Case
 from vmconform.runner import BootResult, CaseFailure
 
 PASS, FAIL, NOT_SUPPORTED, ERROR = "pass", "fail", "not-supported", "error"
@@ -39,6 +41,12 @@ class Verdict:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def short(line: str, limit: int = 100) -> str:
+    """A console line as evidence: stripped, and cut (with …) when long (BOOT lines carry device paths)."""
+    line = line.strip()
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def uefi_revision_text(rev: int) -> str:
@@ -89,9 +97,9 @@ def removable_media_boot(
             v("PLAT-2", status, evidence)
         return out
     for c in booted_ids:
-        v(c, PASS, boot.raw.strip())
+        v(c, PASS, short(boot.raw))
     if arch == "arm":
-        v("PLAT-2", PASS, boot.raw.strip())
+        v("PLAT-2", PASS, short(boot.raw))
 
     fw = result.facts.get("FW")
     if fw is None:
@@ -112,6 +120,34 @@ def removable_media_boot(
     how = {"flash": "firmware on pflash (CODE read-only, per-VM VARS)", "bios": "firmware as the boot ROM (-bios)"}
     v("FW-2", PASS, how.get(firmware_mapping, firmware_mapping))
     return out
+
+
+def malformed_image(
+    result: BootResult, case: Case, observed: str, gpt_changed: Sequence[str], label: str = ""
+) -> list[Verdict]:
+    """Verdicts from booting a malformed image: the firmware must reach an outcome UEFI allows, never hang."""
+    allowed = {
+        cases.BOOTS: "boot from it",
+        cases.RECOVERS: "boot from it (repairing the GPT from its intact copy)",
+        cases.FALLS_THROUGH: "skip it and boot the next option",
+        cases.EITHER: "boot from it or skip it",
+    }[case.expect]
+    what = {
+        cases.BOOTS: "it booted from the image",
+        cases.RECOVERS: f"it booted from the image and rewrote {', '.join(gpt_changed)}",
+        cases.FALLS_THROUGH: "it skipped the image and booted the fallback disk",
+        "wrong-probe": "a probe of neither this case nor its fallback ran",
+    }
+    if observed in what:
+        evidence = f"UEFI: the firmware must {allowed}; {what[observed]}"
+        evidence += f" ({short(result.lines[0].raw)})" if result.lines else ""
+        status = PASS if cases.conforms(case, observed) else FAIL
+    else:  # no probe ran at all
+        status, why = _boot_failure(result)
+        evidence = f"UEFI: the firmware must {allowed}; instead {why}"
+    if status == FAIL and observed == case.edk2 and case.edk2_evidence.startswith("observed"):
+        evidence += f" [known EDK2 behaviour: {case.edk2_evidence}]"
+    return [Verdict(c, status, evidence, label) for c in case.clauses]
 
 
 def worst(statuses: Iterable[str]) -> str:
@@ -146,7 +182,7 @@ def roll_up(verdicts: Iterable[dict[str, Any]], spec: str) -> list[dict[str, Any
     for clause in cl.for_spec(spec):
         seen = by_clause.get(clause.id, [])
         status = worst(v["status"] for v in seen) if seen else "not-tested"
-        deciding = [v for v in seen if v["status"] == status][:3]
+        deciding = [v for v in seen if v["status"] == status]
         rows.append(
             {
                 "clause": clause.id,
@@ -154,7 +190,8 @@ def roll_up(verdicts: Iterable[dict[str, Any]], spec: str) -> list[dict[str, Any
                 "level": clause.level(spec),
                 "status": status,
                 "cases": len(seen),
-                "evidence": [f"{v['case']}: {v['evidence']}" for v in deciding],
+                "deciding_cases": len(deciding),
+                "evidence": [f"{v['case']}: {v['evidence']}" for v in deciding[:3]],
                 "how": clause.how,
             }
         )
