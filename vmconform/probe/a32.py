@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from .conditions import COND
+
 __all__ = [
     "Reg",
     "R",
@@ -92,27 +94,6 @@ class Shift(Enum):
     LSR = 1
     ASR = 2
     ROR = 3
-
-
-COND = {
-    "eq": 0,
-    "ne": 1,
-    "hs": 2,
-    "cs": 2,
-    "lo": 3,
-    "cc": 3,
-    "mi": 4,
-    "pl": 5,
-    "vs": 6,
-    "vc": 7,
-    "hi": 8,
-    "ls": 9,
-    "ge": 10,
-    "lt": 11,
-    "gt": 12,
-    "le": 13,
-    "al": 14,
-}
 
 
 def _cond(cond: str) -> int:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from .conditions import COND
+
 __all__ = [
     "Reg",
     "Index",
@@ -148,27 +150,6 @@ class Shift(Enum):
     LSL = 0
     LSR = 1
     ASR = 2
-
-
-COND = {
-    "eq": 0,
-    "ne": 1,
-    "hs": 2,
-    "cs": 2,
-    "lo": 3,
-    "cc": 3,
-    "mi": 4,
-    "pl": 5,
-    "vs": 6,
-    "vc": 7,
-    "hi": 8,
-    "ls": 9,
-    "ge": 10,
-    "lt": 11,
-    "gt": 12,
-    "le": 13,
-    "al": 14,
-}
 
 
 @dataclass(frozen=True)
