@@ -22,11 +22,13 @@ declare -A provides=(
   [fdisk]="cmd:fdisk"
   [device-tree-compiler]="cmd:dtc"
   [systemd]="cmd:systemd-repart"
+  [libvirt-daemon-system]="cmd:virsh file:/usr/sbin/libvirtd"
   [u-boot-qemu]="file:/usr/lib/u-boot/qemu_arm64/u-boot.bin file:/usr/lib/u-boot/qemu_arm/u-boot.bin"
 )
 want=(qemu-system-arm qemu-efi-aarch64 qemu-efi-arm u-boot-qemu)
 # test oracles: sgdisk, fsck.fat, mtools, qemu-img, fdisk -b 4096 (4Kn), dtc (DTB), systemd-repart (foreign images)
-[ "$mode" = test ] && want+=(gdisk dosfstools mtools qemu-utils fdisk device-tree-compiler systemd)
+# and libvirt (the libvirt backend's tests boot through a real daemon: scripts/start-libvirt)
+[ "$mode" = test ] && want+=(gdisk dosfstools mtools qemu-utils fdisk device-tree-compiler systemd libvirt-daemon-system)
 
 have() {
   local w
@@ -53,6 +55,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q >/dev/null
     apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    # libvirt-daemon-system brings its client (virsh) with it; nothing else to add
   else
     say "missing: ${missing[*]}"
     say "install them with: sudo apt-get install ${missing[*]}   (then run this again)"

@@ -76,6 +76,7 @@ class HypervisorEntry:
     arches: Mapping[str, ArchSettings] = field(default_factory=dict)
     firmwares: Mapping[str, Mapping[str, FirmwareRef]] = field(default_factory=dict)
     not_supported: Mapping[str, str] = field(default_factory=dict)  # clause ID -> the declared reason
+    options: Mapping[str, str] = field(default_factory=dict)  # the backend's own keys (BACKEND_KEYS), defaults filled
 
     @property
     def default_firmware(self) -> str:
@@ -101,10 +102,15 @@ class HypervisorsFile:
 
 # --- schema -----------------------------------------------------------------
 
-BACKENDS = ("qemu",)
+BACKENDS = ("qemu", "libvirt")
 TOP_KEYS = {"default", "hypervisors"}
 ENTRY_KEYS = {"backend", "description", "accel", "timeout", "extra_args", "arches", "firmwares", "not_supported"}
 ARCH_KEYS = {"binary", "machine", "cpu", "memory", "extra_args"}
+# Entry keys only one backend takes: backend -> key -> (default, allowed values; () means any non-empty string).
+BACKEND_KEYS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
+    "qemu": {},
+    "libvirt": {"uri": ("qemu:///system", ()), "run_as": ("caller", ("caller", "libvirt"))},
+}
 ACCELS = ("tcg", "kvm", "hvf")
 FW_PATH_KEYS = {"code", "vars"}
 FW_DESC_KEYS = {"descriptor"}
@@ -219,12 +225,23 @@ def load(path: Path) -> HypervisorsFile:
 
 def _entry(r: _Reader, name: str, spec: Any) -> HypervisorEntry:
     kp = ("hypervisors", name)
-    spec = r.mapping(spec, kp, ENTRY_KEYS)
+    spec = r.mapping(spec, kp)
+    named = spec.get("backend")
+    if isinstance(named, str) and named in BACKEND_KEYS:
+        own = set(BACKEND_KEYS[named])
+    else:  # no backend or an unknown one: reported below, after unknown keys as before
+        own = set().union(*BACKEND_KEYS.values())
+    r.mapping(spec, kp, ENTRY_KEYS | own)
     if "backend" not in spec:
         raise r.err(kp, f"missing key 'backend' (one of: {', '.join(BACKENDS)})")
     backend = r.string(spec["backend"], kp + ("backend",))
     if backend not in BACKENDS:
         raise r.err(kp + ("backend",), f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    options = {}
+    for key, (default, choices) in BACKEND_KEYS[backend].items():
+        options[key] = r.string(spec.get(key, default), kp + (key,))
+        if choices and options[key] not in choices:
+            raise r.err(kp + (key,), f"{options[key]!r} is not one of: {', '.join(choices)}")
     accel = r.string(spec.get("accel", "tcg"), kp + ("accel",))
     if accel not in ACCELS:
         raise r.err(kp + ("accel",), f"unknown accelerator {accel!r}; use one of {', '.join(ACCELS)}")
@@ -262,6 +279,7 @@ def _entry(r: _Reader, name: str, spec: Any) -> HypervisorEntry:
         arches=arches,
         firmwares=firmwares,
         not_supported=not_supported,
+        options=options,
     )
 
 

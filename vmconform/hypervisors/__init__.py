@@ -59,4 +59,8 @@ def backend_for(entry: HypervisorEntry) -> Backend:
         from vmconform.hypervisors.qemu import QemuBackend
 
         return QemuBackend(entry)
+    if entry.backend == "libvirt":
+        from vmconform.hypervisors.libvirt import LibvirtBackend
+
+        return LibvirtBackend(entry)
     raise ValueError(f"no backend module for {entry.backend!r}")
