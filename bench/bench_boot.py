@@ -44,13 +44,14 @@ def harness_overhead(boots: int) -> None:
         req = BootRequest("aarch64", (disk,), fw, work / "bare", work / "bare" / "vars.fd")
         (work / "bare").mkdir()
         argv = backend.command(req)
-        harness, bare = [], []
+        harness, bare, parts = [], [], []
         for i in range(boots):
             t0 = time.monotonic()
             r = runner.boot(backend, "aarch64", (disk,), fw, nonce, work / f"h{i}", timeout=60)
             harness.append(time.monotonic() - t0)
             if r.exit_status != 0:
                 raise SystemExit(f"harness boot {i} did not power off cleanly: {r.describe()}")
+            parts.append(r.timings)
             t0 = time.monotonic()
             copy_vars_template(fw, work / "bare" / "vars.fd")
             p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
@@ -61,6 +62,17 @@ def harness_overhead(boots: int) -> None:
         print(f"harness overhead, {boots} interleaved boots of the aarch64 reference image (QEMU TCG + AAVMF):")
         print(f"  harness median {statistics.median(harness):.3f} s   bare QEMU median {statistics.median(bare):.3f} s")
         print(f"  median ratio harness/bare {statistics.median(ratios):.3f}  (target <= 1.03)")
+
+        def med(f: str, t: str) -> float:
+            return statistics.median(p[t] - p.get(f, 0.0) for p in parts)
+
+        print("  where a harness boot's time goes (medians):")
+        print(f"    harness before the VM (vars copy)  {med('', 'vm_started'):.3f} s")
+        print(f"    VM start to first console byte    {med('vm_started', 'first_output'):.3f} s")
+        print(f"    firmware to the probe's first line {med('first_output', 'first_probe_line'):.3f} s")
+        print(f"    probe running (first line to END)  {med('first_probe_line', 'probe_end'):.3f} s")
+        print(f"    END to power-off (VM exit)         {med('probe_end', 'exited'):.3f} s")
+        print(f"    harness after the VM (teardown)    {med('exited', 'total'):.3f} s")
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -96,6 +96,7 @@ class Console:
         self._pending = b""
         self.lines: list[str] = []
         self.started = time.monotonic()
+        self.first_output: float | None = None  # seconds from start to the VM's first console byte
         self.exit_status: int | None = None
         self.signal_status: int | None = None
         self._eof = False
@@ -119,6 +120,8 @@ class Console:
     # --- reading ---------------------------------------------------------
     def _feed(self, data: bytes, from_vm: bool = True) -> list[str]:
         if from_vm:
+            if self.first_output is None and data:
+                self.first_output = self.elapsed()
             self._raw.write(data)
             self._raw.flush()
             if self._echo is not None:

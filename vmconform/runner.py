@@ -8,6 +8,7 @@ the VM exiting, or the timeout. The VM's process group is always gone afterwards
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,9 @@ class BootResult:
     tail: str
     elapsed: float
     facts: dict[str, ProbeLine] = field(default_factory=dict)  # last line per key
+    # seconds since boot() was called: "vm_started", "first_output", "first_probe_line", "probe_end",
+    # "exited" (each present when it happened) and "total" (the whole call, harness work included)
+    timings: dict[str, float] = field(default_factory=dict)
 
     def describe(self) -> str:
         how = {
@@ -94,6 +98,7 @@ def boot(
     verdict it returns ends the boot. Flows that span resets or several probes (NVRAM, BootNext) use it.
     The VM is given time to power itself off only when the deciding line is an ``END`` line.
     """
+    t0 = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)
     if vars_path is None:
         vars_path = copy_vars_template(firmware, workdir / "vars.fd")  # None when the firmware has no store
@@ -102,6 +107,10 @@ def boot(
     foreign: list[ProbeLine] = []
 
     decided_by: list[ProbeLine] = []
+    timings: dict[str, float] = {}
+
+    def now() -> float:
+        return time.monotonic() - t0
 
     def default_decision(line: ProbeLine) -> str | None:
         if nonce is not None and line.nonce != nonce:
@@ -114,6 +123,9 @@ def boot(
         line = parse_line(text)
         if line is None:
             return None
+        timings.setdefault("first_probe_line", now())
+        if line.key == "END":
+            timings.setdefault("probe_end", now())
         (foreign if nonce is not None and line.nonce != nonce else mine).append(line)
         verdict = (decide or default_decision)(line)
         if verdict is not None:
@@ -126,8 +138,13 @@ def boot(
         exit_status: int | None = None
         if stop.reason == "exited" or (stop.reason == "matched" and decided_by[-1].key == "END"):
             exit_status = console.wait_exit(POWER_OFF_GRACE if stop.reason == "matched" else 5.0)
-        if exit_status is None:
+        if exit_status is not None:
+            timings["exited"] = now()
+        else:
             console.kill()
+        timings["vm_started"] = console.started - t0
+        if console.first_output is not None:
+            timings["first_output"] = timings["vm_started"] + console.first_output
         elapsed = console.elapsed()
         tail = console.tail()
         transcript = console.log_path
@@ -144,4 +161,5 @@ def boot(
         tail=tail,
         elapsed=elapsed,
         facts=facts,
+        timings=timings | {"total": now()},
     )
