@@ -76,9 +76,11 @@ def test_timeout_kills_the_whole_process_group(tmp_path):
         time.sleep(60)
     """)
     with Console(argv, tmp_path) as con:
-        stop = con.watch(lambda ln: None, timeout=1.5)
+        up = con.watch(lambda ln: ln if ln.startswith("child") else None, timeout=30)
+        assert up.reason == "matched", up
+        child = int(up.line.split()[1])
+        stop = con.watch(lambda ln: None, timeout=1.0)
         assert stop.reason == "timeout"
-        child = int(next(ln.split()[1] for ln in con.lines if ln.startswith("child")))
         parent = con.pid
     assert not alive(parent) and not alive(child)
 
@@ -102,3 +104,22 @@ def test_last_unfinished_line_is_offered_at_exit(tmp_path):
 def test_missing_binary_is_a_clean_error(tmp_path):
     with pytest.raises(OSError, match="cannot start /nonexistent/qemu"):
         Console(["/nonexistent/qemu"], tmp_path)
+
+
+def test_a_flooding_console_stays_bounded_in_memory(tmp_path):
+    """A fake VM (a fault real firmware does not produce on purpose): 20 MB without a newline, then lines."""
+    body = r"""
+        import sys
+        sys.stdout.write("x" * 20_000_000)
+        for i in range(30_000):
+            sys.stdout.write(f"line {i}\r\n")
+        sys.stdout.write("DONE\r\n")
+        sys.stdout.flush()
+        import time; time.sleep(30)
+    """
+    with Console(script(body), tmp_path) as con:
+        stop = con.watch(lambda ln: "done" if ln == "DONE" else None, timeout=60)
+        assert stop.reason == "matched"
+        assert len(con.lines) == con.lines.maxlen and con.lines[-1] == "DONE" and con.lines[-2] == "line 29999"
+        assert max(len(ln) for ln in con.lines) <= 64 * 1024
+    assert (tmp_path / "console.raw").stat().st_size > 20_000_000

@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +22,17 @@ from typing import IO
 
 import pexpect
 
+# Memory bounds for a console that floods: lines kept in memory, and the longest unfinished line.
+KEPT_LINES = 10_000
+MAX_LINE = 64 * 1024
+
 # Cursor moves and screen clears start a new line; every other escape is dropped.
 _ESC_BREAK = re.compile(rb"\x1b\[[0-9;]*[HfJ]")
 _ESC_OTHER = re.compile(rb"\x1b(?:\[[0-9;=?]*[A-Za-z]|[()][A-Za-z0-9]|[=>78cDEHMNOZ])")
+
+
+# "\r\n", "\r\r\n" (a CRLF sent through a tty's onlcr, as U-Boot does) and a lone "\r" each end one line.
+_NEWLINE = re.compile(rb"\r*\n|\r")
 
 
 def strip_ansi(data: bytes) -> bytes:
@@ -94,7 +103,7 @@ class Console:
         self._log: IO[str] = open(self.log_path, "w", encoding="utf-8")
         self._echo = echo
         self._pending = b""
-        self.lines: list[str] = []
+        self.lines: deque[str] = deque(maxlen=KEPT_LINES)  # the newest lines; the transcript has them all
         self.started = time.monotonic()
         self.first_output: float | None = None  # seconds from start to the VM's first console byte
         self.exit_status: int | None = None
@@ -127,8 +136,11 @@ class Console:
             if self._echo is not None:
                 self._echo(data)
         text = self._pending + strip_ansi(data)
-        text = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        text = _NEWLINE.sub(b"\n", text)
         *complete, self._pending = text.split(b"\n")
+        if len(self._pending) > MAX_LINE:  # a console that never ends its line is cut, not buffered forever
+            complete.append(self._pending)
+            self._pending = b""
         new = [c.decode("utf-8", "replace") for c in complete]
         for line in new:
             self._log.write(line + "\n")
