@@ -38,7 +38,9 @@ def test_reference_image_boots_and_reports_the_firmware(qemu, tmp_path):
     assert (tmp_path / "run" / "console.log").read_text().count(f"VMCONFORM {nonce} ") == 3
     assert "-nic none" in (tmp_path / "run" / "command.sh").read_text()
     t = r.timings
-    assert 0 <= t["vm_started"] < t["first_output"] < t["first_probe_line"] <= t["probe_end"] <= t["exited"] <= t["total"]
+    assert (
+        0 <= t["vm_started"] < t["first_output"] < t["first_probe_line"] <= t["probe_end"] <= t["exited"] <= t["total"]
+    )
 
 
 def test_a_wrong_nonce_expectation_fails(qemu, tmp_path):

@@ -52,7 +52,7 @@ def test_repository_file_loads_and_resolves():
 def test_unknown_key_names_file_line_key_and_allowed(tmp_path):
     msg = load_error(tmp_path, GOOD.replace("cpu: cortex-a57", "cpuu: cortex-a57"))
     assert msg.startswith(f"{tmp_path / 'hypervisors.yaml'}:8: hypervisors.qemu.arches.aarch64.cpuu: unknown key")
-    assert "allowed here: binary, cpu, extra_args, machine, memory" in msg
+    assert "allowed here: binary, cpu, extra_args, gic_versions, machine, memory" in msg
 
 
 def test_missing_firmware_file(tmp_path):

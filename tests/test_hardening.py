@@ -38,7 +38,7 @@ def test_reap_kills_tagged_processes_and_only_those(tmp_path):
 
 def start_suite(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--case", "aarch64-reference",
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "suite/test_boot.py", "--case", "aarch64-reference",
          "--firmware", "u-boot", f"--reports-dir={tmp_path}", *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
@@ -106,7 +106,7 @@ def test_the_session_sweep_kills_a_vm_that_outlives_its_harness(tmp_path):
     )
     p = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--hypervisors-file={hv}",
-         "--case", "aarch64-reference", f"--reports-dir={tmp_path}"],
+         "suite/test_boot.py", "--case", "aarch64-reference", f"--reports-dir={tmp_path}"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert p.returncode == 1

@@ -8,6 +8,7 @@ tests/test_nvram_boot.py.
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,8 @@ class FakeConsole:
     workdir: Path
     vars_path: Path | None
     shown: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    first_output: float | None = 0.0
 
     @property
     def log_path(self) -> Path:

@@ -30,13 +30,16 @@ def test_collect_only_lists_readable_ids():
     assert "suite/test_boot.py::test_removable_media_boot[qemu-edk2-aarch64-reference]" in ids
     assert "suite/test_boot.py::test_must_boot[qemu-edk2-aarch64-esp-second]" in ids
     assert "suite/test_malformed.py::test_malformed_image[qemu-edk2-arm-reference-pe-x64]" in ids
+    assert "suite/test_firmware.py::test_rtc[qemu-edk2-aarch64-reference]" in ids
     probed = [c for c in cases.catalogue() if cases.has_probe(c.arch)]
-    assert len([i for i in ids if i.startswith("suite/")]) == len(probed)
+    reference = [c for c in probed if (c.layout, c.defect) == ("reference", "none")]
+    # one test per case, plus the 10 firmware/hardware-description/platform tests per reference image
+    assert len([i for i in ids if i.startswith("suite/")]) == len(probed) + 10 * len(reference)
 
 
 @pytest.mark.boot
 def test_suite_passes_on_qemu_tcg_and_writes_reports(tmp_path):
-    p = run_pytest("-v", "--case", "aarch64-reference", f"--reports-dir={tmp_path}")
+    p = run_pytest("suite/test_boot.py", "-v", "--case", "aarch64-reference", f"--reports-dir={tmp_path}")
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     assert "test_removable_media_boot[qemu-edk2-aarch64-reference] PASSED" in p.stdout
     assert "vmconform" in p.stdout and "cases: 1 passed" in p.stdout
@@ -119,7 +122,8 @@ def outcomes(run_dir: Path) -> dict[str, tuple[str, tuple[tuple[str, str], ...]]
 @pytest.mark.boot
 def test_two_xdist_workers_give_the_same_results_as_none(tmp_path):
     some = ("aarch64-reference", "aarch64-esp-second", "aarch64-reference-pe-x64")
-    args = ("--firmware", "edk2", "--firmware", "u-boot", *[a for c in some for a in ("--case", c)])
+    args = ("suite/test_boot.py", "suite/test_malformed.py", "--firmware", "edk2", "--firmware", "u-boot",
+            *[a for c in some for a in ("--case", c)])  # fmt: skip
     serial = run_pytest(*args, f"--reports-dir={tmp_path / 'serial'}")
     parallel = run_pytest(*args, "-n", "2", f"--reports-dir={tmp_path / 'parallel'}")
     # (U-Boot does not fall through to a second disk, so the pe-x64 case fails on it in both runs)
@@ -134,7 +138,7 @@ def test_two_xdist_workers_give_the_same_results_as_none(tmp_path):
 def test_the_whole_matrix_on_edk2_ends_as_the_catalogue_says(tmp_path):
     """The default suite on QEMU TCG + Debian's AAVMF/AAVMF32, every case of both arches: each case's observed
     outcome is the catalogue's `edk2` column, and a case passes exactly when that outcome conforms to UEFI."""
-    p = run_pytest("-n", "2", f"--reports-dir={tmp_path}")
+    p = run_pytest("suite/test_boot.py", "suite/test_malformed.py", "-n", "2", f"--reports-dir={tmp_path}")
     doc = json.loads(((tmp_path / "latest").resolve() / "results.json").read_text())
     by_name = {c.name: c for c in cases.catalogue()}
     rows = {r["case"]: r for r in doc["results"]}

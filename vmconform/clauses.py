@@ -95,7 +95,8 @@ CLAUSES: tuple[Clause, ...] = (
         "FW-4",
         "persistent environment storage for the firmware",
         _both(STRONGLY),
-        "NVRAM flows: a variable set before a reset or power cycle is there after it",
+        "NVRAM flows: a variable set before a power cycle, and a Boot#### option with BootNext set before a reset, "
+        "are there after it",
     ),
     Clause(
         "FW-5",
@@ -143,7 +144,8 @@ CLAUSES: tuple[Clause, ...] = (
         "V2-5",
         "both ACPI and a DT are provided through UEFI and describe the VM",
         (("2.0", MUST),),
-        "both configuration-table entries present and decoding",
+        "both configuration-table entries present, decoding, and each describing the VM (CPUs, memory, GIC, UART, "
+        "timer, PSCI)",
     ),
     Clause(
         "PLAT-1",
@@ -166,20 +168,30 @@ CLAUSES: tuple[Clause, ...] = (
     Clause("PLAT-4", "an Arm GICv2 or newer", _both(MUST), "the hardware description names a GIC"),
     Clause(
         "PLAT-5",
-        "the architected virtual timer and counter are available",
+        "the architected virtual timer and counter are available (V2-8 in spec 2.0)",
         (("1.0", SHOULD), ("2.0", MUST)),
-        "CNTFRQ is non-zero and CNTVCT advances across a Stall",
+        "CNTFRQ is non-zero and CNTVCT advances by about CNTFRQ across a 1 s Stall",
     ),
     Clause("PLAT-6", "a hot-pluggable bus for block and network devices", _both(STRONGLY), "not checked yet"),
     Clause("V2-2", "the virtual UEFI runs at EL1", (("2.0", SHOULD),), "CurrentEL as the probe reads it"),
-    Clause("V2-3", "PSCI 0.2 or later", (("2.0", MUST),), "the hardware description's PSCI node / FADT flags"),
+    Clause(
+        "V2-3",
+        "PSCI 0.2 or later",
+        (("2.0", MUST),),
+        "DT /psci compatible arm,psci-0.2 or later with its method, or FADT PSCI_COMPLIANT",
+    ),
     Clause(
         "V2-6",
         "an emulated UART meeting the SBSA UART requirements",
         (("2.0", MUST),),
         "SPCR or DT names a PL011 / SBSA UART",
     ),
-    Clause("V2-7", "both GICv2 and GICv3 are supported", (("2.0", MUST),), "boots with gic-version=2 and 3"),
+    Clause(
+        "V2-7",
+        "both GICv2 and GICv3 are supported",
+        (("2.0", MUST),),
+        "boots with gic-version=2 and 3; the MADT / DT names that GIC",
+    ),
 )
 
 BY_ID = {c.id: c for c in CLAUSES}

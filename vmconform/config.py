@@ -46,6 +46,7 @@ class ArchSettings:
     cpu: str
     memory: str
     extra_args: tuple[str, ...] = ()
+    gic_versions: tuple[int, ...] = ()  # GIC versions the VM can be given (V2-7 boots each); () = not declared
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,8 @@ class HypervisorsFile:
 BACKENDS = ("qemu", "libvirt")
 TOP_KEYS = {"default", "hypervisors"}
 ENTRY_KEYS = {"backend", "description", "accel", "timeout", "extra_args", "arches", "firmwares", "not_supported"}
-ARCH_KEYS = {"binary", "machine", "cpu", "memory", "extra_args"}
+ARCH_KEYS = {"binary", "machine", "cpu", "memory", "extra_args", "gic_versions"}
+GIC_VERSIONS = (2, 3, 4)
 # Entry keys only one backend takes: backend -> key -> (default, allowed values; () means any non-empty string).
 BACKEND_KEYS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
     "qemu": {},
@@ -295,7 +297,14 @@ def _arch(r: _Reader, kp: tuple[str, ...], arch: str, spec: Any) -> ArchSettings
         cpu=r.string(spec["cpu"], kp + ("cpu",)),
         memory=r.string(str(spec["memory"]), kp + ("memory",)),
         extra_args=r.strings(spec.get("extra_args", []), kp + ("extra_args",)),
+        gic_versions=_gic_versions(r, spec.get("gic_versions", []), kp + ("gic_versions",)),
     )
+
+
+def _gic_versions(r: _Reader, value: Any, kp: tuple[str, ...]) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(type(v) is int and v in GIC_VERSIONS for v in value):
+        raise r.err(kp, f"must be a list of GIC versions from {list(GIC_VERSIONS)}, e.g. [2, 3]; not {value!r}")
+    return tuple(dict.fromkeys(value))
 
 
 def _fwref(r: _Reader, kp: tuple[str, ...], name: str, arch: str, spec: Any) -> FirmwareRef:

@@ -155,6 +155,7 @@ def run_flow(
     timeout: float,
     nonce: str | None = None,
     echo: Callable[[bytes], None] | None = None,
+    tag: str = "",
 ) -> NvramOutcome:
     """Run one NVRAM flow (`FLOWS`) on a fresh disk and vars copy in `workdir`; never raises on a failing VM."""
     if mode not in FLOWS:
@@ -166,16 +167,16 @@ def run_flow(
     if vars_path is None:
         raise ValueError(f"firmware {firmware.name} has no variable store to test")
     if mode == "bootnext":
-        return _bootnext(backend, arch, firmware, workdir, timeout, nonce, disk, vars_path, echo)
+        return _bootnext(backend, arch, firmware, workdir, timeout, nonce, disk, vars_path, echo, tag)
     files = (EspFile(removable_media_path(arch), build_probe(arch, nonce, mode=mode)),)
     build_disk(DiskSpec(files=files, seed=f"nvram-{mode}:{nonce}")).save(disk)
     seen: list[int] = []
     boots = [boot(backend, arch, (disk,), firmware, nonce, workdir / "boot1", timeout, echo=echo,
-                  vars_path=vars_path, decide=_phase_watch(nonce, seen))]  # fmt: skip
+                  vars_path=vars_path, decide=_phase_watch(nonce, seen), tag=tag)]  # fmt: skip
     if mode == "power" and boots[0].stop.reason == "matched" and boots[0].lines[-1].key == "END" \
             and boots[0].exit_status == 0 and len(seen) == 1:  # fmt: skip
         boots.append(boot(backend, arch, (disk,), firmware, nonce, workdir / "boot2", timeout, echo=echo,
-                          vars_path=vars_path, decide=_phase_watch(nonce, seen)))  # fmt: skip
+                          vars_path=vars_path, decide=_phase_watch(nonce, seen), tag=tag))  # fmt: skip
     name = f"{NV_VARIABLE_PREFIX}{nonce}"
     records = find_variable_records(vars_path.read_bytes(), name, VENDOR_GUID)
     try:
@@ -238,7 +239,8 @@ def _judge(mode: str, nonce: str, boots: list[BootResult], seen: list[int], reco
 
 
 def _bootnext(backend: Backend, arch: str, firmware: Firmware, workdir: Path, timeout: float, nonce: str,
-              disk: Path, vars_path: Path, echo: Callable[[bytes], None] | None) -> NvramOutcome:  # fmt: skip
+              disk: Path, vars_path: Path, echo: Callable[[bytes], None] | None,
+              tag: str = "") -> NvramOutcome:  # fmt: skip
     next_nonce = secrets.token_hex(6)
     files = (
         EspFile(removable_media_path(arch), build_probe(arch, nonce, mode="bootnext")),
@@ -254,7 +256,7 @@ def _bootnext(backend: Backend, arch: str, firmware: Firmware, workdir: Path, ti
         return None
 
     result = boot(backend, arch, (disk,), firmware, nonce, workdir / "boot1", timeout, echo=echo,
-                  vars_path=vars_path, decide=decide)  # fmt: skip
+                  vars_path=vars_path, decide=decide, tag=tag)  # fmt: skip
     first, nxt = list(result.lines), [line for line in result.foreign if line.nonce == next_nonce]
     records = find_variable_records(vars_path.read_bytes(), f"Boot{BOOTNEXT_OPTION:04X}",
                                     UUID("8BE4DF61-93CA-11D2-AA0D-00E098032B8C"))  # fmt: skip

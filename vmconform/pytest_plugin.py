@@ -13,11 +13,14 @@ transcripts); ``<reports-dir>/latest`` points at the newest run.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +30,18 @@ import pytest
 from vmconform import cases as casemod
 from vmconform import clauses as clmod
 from vmconform import config as cfgmod
-from vmconform import reaper
+from vmconform import nvram, reaper
 from vmconform import report as rpmod
 from vmconform import verdicts as vdmod
+from vmconform import verdicts_firmware as vfmod
+from vmconform.check import DiskError, check_image
+from vmconform.facts import EfiStatus, ProbeFacts
 from vmconform.firmware import Firmware, copy_vars_template, file_sha256
 from vmconform.hypervisors import Backend, Disk, backend_for
+from vmconform.hypervisors.qemu import gic_variant
+from vmconform.nvram import NvramOutcome
+from vmconform.probe import ProbeLine, build_probe
+from vmconform.probe.program import NV_VARIABLE_PREFIX, VENDOR_GUID
 from vmconform.runner import BootResult, boot
 
 RUN_DIR_KEY = "vmconform_run_dir"
@@ -155,7 +165,14 @@ def activate(config: pytest.Config) -> None:
             config.option.xmlpath = str(run_dir / "junit.xml")
     timeout = config.getoption("boot_timeout") or entry.timeout
     spec = config.getoption("spec")
-    ctx = SuiteContext(hvfile, entry, arches, firmwares, fwnames, backend_for(entry), run_dir, timeout, spec)
+    backend = backend_for(entry)
+    check = getattr(backend, "check", None)  # a backend with a daemon says at once when it does not answer
+    if check is not None:
+        try:
+            check()
+        except cfgmod.ConfigError as e:
+            raise pytest.UsageError(str(e)) from None
+    ctx = SuiteContext(hvfile, entry, arches, firmwares, fwnames, backend, run_dir, timeout, spec)
     config.stash[CTX] = ctx
     if workerinput is None and not config.option.collectonly:
         config.pluginmanager.register(SuiteReporter(ctx), "vmconform-reporter")
@@ -327,16 +344,31 @@ def boot_case(request: pytest.FixtureRequest, case: casemod.Case, tmp_path: Path
     fw = ctx.firmware(fwname, case.arch)
     case_dir = ctx.run_dir / "cases" / _slug(request.node.nodeid)
 
-    def run(nonce: str | None = None) -> CaseRun:
+    def run(
+        nonce: str | None = None,
+        *,
+        mode: str = "boot",
+        facts: Collection[str] = (),
+        gic_version: int | None = None,
+        label: str = "",
+    ) -> CaseRun:
+        """One boot; `mode`/`facts` build the probe with `build_probe(..., mode=, facts=)`, `gic_version` boots
+        a VM with that GIC (the backend must be able to set it), `label` names a sub-folder for the transcript
+        when a test boots more than once."""
         nonce = nonce or casemod.new_nonce()
         fb_nonce = casemod.new_nonce() if case.needs_fallback else None
-        vars_copy: Path | None = tmp_path / "vars.fd"
+        probe = build_probe(case.arch, nonce, mode=mode, facts=facts) if (mode, tuple(facts)) != ("boot", ()) else None
+        backend = ctx.backend
+        if gic_version is not None:
+            backend = backend_for(gic_variant(ctx.entry, case.arch, gic_version))
+        work = tmp_path / label if label else tmp_path
+        vars_copy: Path | None = work / "vars.fd"
         try:
-            disks = casemod.write_disks(case, nonce, tmp_path / "disks", fallback_nonce=fb_nonce)
-            vars_copy = copy_vars_template(fw, tmp_path / "vars.fd")
+            disks = _write_disks(case, nonce, work / "disks", fb_nonce, probe)
+            vars_copy = copy_vars_template(fw, work / "vars.fd")
         except OSError as e:
-            shutil.rmtree(tmp_path / "disks", ignore_errors=True)
-            (tmp_path / "vars.fd").unlink(missing_ok=True)
+            shutil.rmtree(work / "disks", ignore_errors=True)
+            (work / "vars.fd").unlink(missing_ok=True)
             pytest.fail(
                 f"cannot prepare the case in {tmp_path}: {e.strerror} ({e.filename}); "
                 f"free space there or choose another --basetemp",
@@ -344,11 +376,10 @@ def boot_case(request: pytest.FixtureRequest, case: casemod.Case, tmp_path: Path
             )
         tag = f"{ctx.run_dir}/{case_dir.name}"
         expect_nonce = None if fb_nonce else nonce  # with a fallback disk, either probe may legitimately run
-        result = boot(
-            ctx.backend, case.arch, disks, fw, expect_nonce, case_dir, ctx.timeout, vars_path=vars_copy, tag=tag
-        )
+        out_dir = case_dir / label if label else case_dir
+        result = boot(backend, case.arch, disks, fw, expect_nonce, out_dir, ctx.timeout, vars_path=vars_copy, tag=tag)
         seen = tuple(dict.fromkeys(line.nonce for line in result.lines))
-        changed = casemod.gpt_changes(casemod.build_image(case, nonce), disks[0].path, case.sector_size)
+        changed = casemod.gpt_changes(casemod.build_image(case, nonce, probe), disks[0].path, case.sector_size)
         observed = casemod.observed_outcome(nonce, fb_nonce, seen, changed)
         request.node.user_properties.append(
             (
@@ -374,12 +405,32 @@ def boot_case(request: pytest.FixtureRequest, case: casemod.Case, tmp_path: Path
                     "boot_seconds": round(result.elapsed, 3),
                     "probe": [ln.raw for ln in result.lines],
                     "transcript": str(result.transcript),
+                    **({"probe_mode": mode} if mode != "boot" else {}),
+                    **({"probe_facts": list(facts)} if facts else {}),
+                    **({"gic_version": gic_version} if gic_version is not None else {}),
                 },
             )
         )
         return CaseRun(result, nonce, fb_nonce, observed, changed, disks)
 
     return run
+
+
+def _write_disks(
+    case: casemod.Case, nonce: str, directory: Path, fb_nonce: str | None, probe: bytes | None
+) -> tuple[Disk, ...]:
+    """`cases.write_disks`, with the case's probe replaced by `probe` when one is given."""
+    if probe is None:
+        return casemod.write_disks(case, nonce, directory, fallback_nonce=fb_nonce)
+    directory.mkdir(parents=True, exist_ok=True)
+    image = directory / f"{case.name}.img"
+    casemod.build_image(case, nonce, probe).save(image)
+    disks = [Disk(image, logical_block_size=case.sector_size, read_only=case.read_only)]
+    if case.needs_fallback:
+        fb = casemod.fallback_case(case)
+        fb_path = directory / f"{case.name}.fallback.img"
+        disks.append(Disk(casemod.write_image(fb, fb_nonce or casemod.default_fallback_nonce(case), fb_path)))
+    return tuple(disks)
 
 
 class Judge:
@@ -422,11 +473,232 @@ class Judge:
         self.record(vdmod.malformed_image(run.result, self.case, run.observed, run.gpt_changed, self.label), run.result)
 
 
+    # --- firmware, hardware description, platform (suite/test_firmware.py, test_hwdesc.py, test_platform.py)
+
+    @property
+    def shape(self) -> vfmod.VmShape:
+        """The vCPUs and RAM the hypervisor entry gives this arch's VM."""
+        s = self.ctx.entry.arches[self.case.arch]
+        return vfmod.VmShape(vfmod.configured_cpus([*self.ctx.entry.extra_args, *s.extra_args]),
+                             vfmod.memory_bytes(s.memory))  # fmt: skip
+
+    def _facts(self, run: CaseRun) -> ProbeFacts:
+        if not any(line.key == "BOOT" for line in run.result.lines):
+            status, evidence = vdmod.boot_failure(run.result)
+            raise run.result.fail(f"the probe did not run, so nothing could be judged ({status}): {evidence}")
+        return ProbeFacts.from_lines(run.result.lines)
+
+    def rtc(self, run: CaseRun) -> None:
+        """FW-9 from the TIME line."""
+        self.record(vfmod.rtc(self._facts(run), self.spec, self.label), run.result)
+
+    def hardware_description(self, run: CaseRun) -> None:
+        """HW-1, HW-2 / V2-5, PLAT-1, PLAT-3, PLAT-4, V2-3, V2-6 from the TABLES line and the DUMPs."""
+        facts = self._facts(run)
+        self.record(vfmod.hardware_description(facts, self.shape, self.spec, self.label), run.result)
+
+    def counter(self, run: CaseRun) -> None:
+        """PLAT-5 (V2-8) from the CPU line."""
+        self.record(vfmod.counter(self._facts(run), self.spec, self.label), run.result)
+
+    def exception_level(self, run: CaseRun) -> None:
+        """V2-2 from the CPU line."""
+        self.record(vfmod.exception_level(self._facts(run), self.case.arch, self.spec, self.label), run.result)
+
+    def gic_versions(self, runs: dict[int, CaseRun | str]) -> None:
+        """V2-7 from one boot per GIC version (a string: why that version could not be booted)."""
+        seen: dict[int, tuple[int | None, str]] = {}
+        for version, run in runs.items():
+            if isinstance(run, str):
+                seen[version] = (None, run)
+            elif not any(line.key == "BOOT" for line in run.result.lines):
+                seen[version] = (None, "did not boot: " + vdmod.boot_failure(run.result)[1])
+            else:
+                seen[version] = vfmod.gic_seen(ProbeFacts.from_lines(run.result.lines))
+        wanted = self.ctx.entry.arches[self.case.arch].gic_versions
+        self.record(vfmod.gic_versions(seen, wanted, self.spec, self.label))
+
+    def nvram_preflight(self, clauses: tuple[str, ...], workdir: Path, separate_store: bool = True) -> bool:
+        """The checks before an NVRAM test, each with its own message; False (verdicts recorded) when one fails.
+
+        The vars copy is writable, CODE and VARS belong together, the entry does not make the store ephemeral
+        (snapshot), and, with `separate_store`, the firmware has a separate store at all (a -bios boot ROM has
+        none; FW-6 boots it anyway, to see where its variables go)."""
+        fw, entry = self.firmware, self.ctx.entry
+        writable: bool | None = None
+        copy = workdir / "preflight-vars.fd"
+        if fw.vars_template is not None:
+            with _prepared(copy):
+                copy_vars_template(fw, copy)
+                writable = os.access(copy, os.W_OK) and not copy.samefile(fw.vars_template)
+            copy.unlink()
+        pair = None
+        if fw.vars_template is not None and not fw.source.endswith(".json"):
+            code, vars_ = fw.code.stat().st_size, fw.vars_template.stat().st_size
+            if code != vars_:
+                pair = f"vars {fw.vars_template} is {vars_} bytes, code {fw.code} is {code}"
+        args = [*entry.extra_args, *entry.arches[self.case.arch].extra_args]
+        problems = vfmod.nvram_preflight(fw.mapping if separate_store else "flash", args, writable, pair, fw.name)
+        if not problems:
+            return True
+        verdicts = []
+        for clause in clauses:
+            status, why = problems[0]
+            if clause == "FW-6":  # ephemeral or absent stores hide where variables would be kept
+                status = vdmod.ERROR
+            verdicts.append(vdmod.Verdict(clause, status, "; ".join(w for _, w in problems), self.label))
+        self.record(vfmod.filter_spec(verdicts, self.spec))
+        return False
+
+    def instance_store(self, run: StoreRun) -> None:
+        """FW-6: the image is byte-identical after the VM set a variable, which is in the instance's store."""
+        verdicts = vfmod.instance_store(run.before, run.after, run.set_status, run.records, run.vars_name,
+                                        run.image_store, self.spec, self.label)  # fmt: skip
+        self.record(verdicts, run.result)
+
+    def nvram_flow(self, mode: str, outcome: NvramOutcome) -> None:
+        """FW-4/FW-5 from one NVRAM flow."""
+        transcript = str(outcome.boots[-1].transcript) if outcome.boots else ""
+        verdicts = vfmod.nvram_flow(mode, outcome.passed, outcome.message, transcript, self.spec, self.label)
+        self.record(verdicts, outcome.boots[-1] if outcome.boots else None)
+
+
 @pytest.fixture
 def judge(request: pytest.FixtureRequest, case: casemod.Case) -> Judge:
     """Clause verdicts for this test (see :class:`Judge`)."""
     ctx = _ctx(request.config)
     return Judge(request.node, ctx, case, ctx.firmware(request.node.stash[_FW], case.arch))
+
+
+@dataclass(frozen=True)
+class StoreRun:
+    """FW-6: the case's image with an NVRAM (warm) probe, booted once on a fresh vars copy."""
+
+    result: BootResult
+    before: str  # sha256 of the disk image before the boot
+    after: str
+    set_status: str | None  # SetVariable(NV|BS|RT) status name, None when the probe never got there
+    records: int | None  # records of the variable in the instance's vars file (None: there is none)
+    vars_name: str
+    image_store: str  # what `vmconform check` finds stored in the image afterwards ("" when nothing)
+
+
+class NvramRuns:
+    """Boots for the NVRAM tests: the flows of `vmconform.nvram` and the FW-6 image check; transcripts go to the
+    case's report folder, disks and vars copies stay in the test's tmp_path."""
+
+    def __init__(self, request: pytest.FixtureRequest, case: casemod.Case, tmp_path: Path) -> None:
+        self.request, self.case, self.tmp_path = request, case, tmp_path
+        self.ctx = _ctx(request.config)
+        self.fwname = request.node.stash[_FW]
+        self.firmware = self.ctx.firmware(self.fwname, case.arch)
+        self.case_dir = self.ctx.run_dir / "cases" / _slug(request.node.nodeid)
+
+    def _properties(self, nonce: str, boots: tuple[BootResult, ...], extra: dict[str, Any]) -> None:
+        last = boots[-1] if boots else None
+        self.request.node.user_properties.append(
+            (
+                "vmconform",
+                {
+                    "case": self.case.name, "arch": self.case.arch, "layout": self.case.layout,
+                    "defect": self.case.defect, "expect": self.case.expect, "observed": "", "gpt_changed": [],
+                    "clauses": [], "hypervisor": self.ctx.entry.name, "firmware": self.fwname,
+                    "firmware_code": str(self.firmware.code), "firmware_source": self.firmware.source,
+                    "nonce": nonce, "fallback_nonce": None,
+                    "stop": last.stop.reason if last else "", "stop_detail": last.stop.detail if last else "",
+                    "exit_status": last.exit_status if last else None,
+                    "boot_seconds": round(sum(b.elapsed for b in boots), 3),
+                    "probe": [ln.raw for b in boots for ln in (*b.lines, *b.foreign)],
+                    "transcript": str(last.transcript) if last else "",
+                    **extra,
+                },
+            )
+        )  # fmt: skip
+
+    def flow(self, mode: str) -> NvramOutcome:
+        """One NVRAM flow (`nvram.FLOWS`); its consoles are copied to the report folder."""
+        work = self.tmp_path / "flow"
+        with _prepared(work):
+            outcome = nvram.run_flow(
+                self.ctx.backend, self.case.arch, self.firmware, mode, work, self.ctx.timeout,
+                tag=f"{self.ctx.run_dir}/{self.case_dir.name}",
+            )  # fmt: skip
+        boots = []
+        for b in outcome.boots:
+            dest = self.case_dir / b.workdir.name
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in ("console.log", "console.raw", "command.sh"):
+                if (b.workdir / f).exists():
+                    shutil.copyfile(b.workdir / f, dest / f)
+            boots.append(dataclasses.replace(b, transcript=dest / b.transcript.name))
+        outcome = dataclasses.replace(outcome, boots=tuple(boots))
+        self._properties(outcome.nonce, outcome.boots, {"nvram_flow": mode, "nvram_passed": outcome.passed})
+        return outcome
+
+    def store(self) -> StoreRun:
+        """Boot the case's own image with a probe that sets an NV variable (warm flow) and see where it went."""
+        arch, fw = self.case.arch, self.firmware
+        nonce = casemod.new_nonce()
+        work = self.tmp_path / "store"
+        disk = work / f"{self.case.name}.img"
+        with _prepared(work):
+            work.mkdir(parents=True, exist_ok=True)
+            casemod.build_image(self.case, nonce, build_probe(arch, nonce, mode="warm")).save(disk)
+            vars_copy = copy_vars_template(fw, work / "vars.fd")
+        before = file_sha256(disk)
+        phase1: list[str] = []
+
+        def decide(line: ProbeLine) -> str | None:
+            if line.nonce != nonce:
+                return f"a probe with nonce {line.nonce} ran, but this test's nonce is {nonce} (stale image?)"
+            if line.key == "NVRAM" and line.args[:1] == ("phase1",):
+                phase1.append(line.raw)
+                if len(phase1) > 1:
+                    return "phase 1 seen twice: the non-volatile variable did not survive the warm reset"
+            return "the probe reported END" if line.key == "END" else None
+
+        disks = (Disk(disk, logical_block_size=self.case.sector_size),)
+        result = boot(self.ctx.backend, arch, disks, fw, nonce, self.case_dir, self.ctx.timeout, vars_path=vars_copy,
+                      tag=f"{self.ctx.run_dir}/{self.case_dir.name}", decide=decide)  # fmt: skip
+        after = file_sha256(disk)
+        sets = next((ln for ln in result.lines if ln.key == "NVRAM" and ln.args[:1] == ("set",)), None)
+        set_status = EfiStatus.parse(sets.fields["nv"]).name if sets is not None and "nv" in sets.fields else None
+        records = None
+        if vars_copy is not None:
+            name = f"{NV_VARIABLE_PREFIX}{nonce}"
+            records = len(nvram.find_variable_records(vars_copy.read_bytes(), name, VENDOR_GUID))
+        image_store = ""
+        if after != before:
+            try:
+                rows = check_image(disk, arch, self.case.sector_size).rows
+                image_store = "; ".join(r.evidence for r in rows if r.id == "image.vars_store" and r.verdict == "fail")
+            except DiskError as e:
+                image_store = f"the image no longer reads as a disk: {e}"
+        self._properties(nonce, (result,), {"disk_sha256_before": before, "disk_sha256_after": after})
+        return StoreRun(result, before, after, set_status, records, "vars file" if vars_copy else "", image_store)
+
+
+@contextlib.contextmanager
+def _prepared(path: Path) -> Iterator[None]:
+    """Files a test writes before (or while) booting: on OSError (a full disk) remove `path` and fail in one line."""
+    try:
+        yield
+    except OSError as e:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        pytest.fail(
+            f"cannot prepare the case in {path.parent}: {e.strerror} ({e.filename}); free space there or choose "
+            f"another --basetemp",
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+def nvram_runs(request: pytest.FixtureRequest, case: casemod.Case, tmp_path: Path) -> NvramRuns:
+    """Boots for the NVRAM tests (see :class:`NvramRuns`)."""
+    return NvramRuns(request, case, tmp_path)
 
 
 def _first_line(rep: pytest.TestReport) -> str:
@@ -500,7 +772,14 @@ class SuiteReporter:
             if ctx.fw_sha256.get((name, arch), {}).get(what) not in (None, file_sha256(path))
         ]
         doc["vendor_files_changed"] = self.changed_files
-        self.orphans = [f"pid {o.pid} ({o.tag}): {o.command[:200]}" for o in reaper.reap(str(ctx.run_dir))]
+        sweep = getattr(ctx.backend, "sweep", None)  # VMs a backend keeps outside our processes (libvirt domains)
+        try:
+            domains = sweep(str(ctx.run_dir)) if sweep is not None else []
+        except (OSError, cfgmod.ConfigError) as e:
+            domains = []
+            self.orphans.append(f"could not sweep {ctx.entry.backend} for leftover VMs: {e}")
+        self.orphans += [f"{ctx.entry.backend} domain {d.name} ({d.tag})" for d in domains]
+        self.orphans += [f"pid {o.pid} ({o.tag}): {o.command[:200]}" for o in reaper.reap(str(ctx.run_dir))]
         doc["orphan_vms_killed"] = self.orphans
         if self.changed_files or self.orphans:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

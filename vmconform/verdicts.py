@@ -77,6 +77,11 @@ def _boot_failure(result: BootResult) -> tuple[str, str]:
     return FAIL, f"{stop.detail} (exit status {result.exit_status}){line}"
 
 
+def boot_failure(result: BootResult) -> tuple[str, str]:
+    """(status, evidence) for a boot that did not produce this case's probe report."""
+    return _boot_failure(result)
+
+
 def removable_media_boot(
     result: BootResult, arch: str, spec: str, firmware_mapping: str, case: str = ""
 ) -> list[Verdict]:

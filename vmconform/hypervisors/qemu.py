@@ -10,11 +10,14 @@ fw_cfg), which saves about 5 s per boot.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
+import re
 import shlex
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 from vmconform.config import HypervisorEntry, resolve_binary
 from vmconform.console import Console
@@ -41,6 +44,26 @@ def sandbox_supported(binary: str) -> bool:
     return p.returncode == 0
 
 
+def machine_with_gic(machine: str, version: int) -> str:
+    """The ``-machine`` value with ``gic-version=N`` (replacing one already there), e.g. ``virt,gic-version=3``."""
+    parts = [p for p in machine.split(",") if not re.match(r"gic[-_]version=", p)]
+    return ",".join([*parts, f"gic-version={version}"])
+
+
+def gic_variant(entry: HypervisorEntry, arch: str, version: int) -> HypervisorEntry:
+    """The entry with the VM's GIC set to `version` (V2-7); ValueError for a backend that cannot set it."""
+    if entry.backend != "qemu":
+        raise ValueError(f"hypervisor {entry.name}: backend {entry.backend} cannot set the GIC version (yet)")
+    settings = entry.arches[arch]
+    variant = dataclasses.replace(settings, machine=machine_with_gic(settings.machine, version))
+    return dataclasses.replace(entry, arches={**entry.arches, arch: variant})
+
+
+def _opt(path: Path | str) -> str:
+    """A file name as a QEMU option value: commas doubled (QEMU's escape), else ``a,b.img`` splits the option."""
+    return str(path).replace(",", ",,")
+
+
 class QemuBackend:
     def __init__(self, entry: HypervisorEntry) -> None:
         self.entry = entry
@@ -65,15 +88,15 @@ class QemuBackend:
         if req.firmware.mapping == "bios":
             argv += ["-bios", str(req.firmware.code)]
         else:
-            argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={req.firmware.code}"]
+            argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={_opt(req.firmware.code)}"]
             if req.vars_path is not None:
-                argv += ["-drive", f"if=pflash,format=raw,unit=1,file={req.vars_path}"]
+                argv += ["-drive", f"if=pflash,format=raw,unit=1,file={_opt(req.vars_path)}"]
         for i, disk in enumerate(map(as_disk, req.disks)):
             ro = ",readonly=on" if disk.read_only else ""
             bs = disk.logical_block_size
             blocks = f",logical_block_size={bs},physical_block_size={bs}" if bs != 512 else ""
             argv += [
-                "-drive", f"if=none,id=disk{i},format=raw,file={disk.path}{ro}",
+                "-drive", f"if=none,id=disk{i},format=raw,file={_opt(disk.path)}{ro}",
                 "-device", f"virtio-blk-pci,drive=disk{i}{blocks}",
             ]  # fmt: skip
         argv += list(self.entry.extra_args) + list(s.extra_args)

@@ -1,0 +1,36 @@
+"""VM platform (spec v1.0 "VM Platform", clauses.md §1.5, §1.8): timer and counter, exception level, GICs.
+
+- PLAT-5 (V2-8, MUST in spec 2.0): CNTFRQ is non-zero and CNTVCT advances by about CNTFRQ across a 1 s Stall.
+- V2-2: the application runs at EL1 (AArch64 CurrentEL) or in a PL1 mode (AArch32).
+- V2-7: the VM boots with GICv2 and with GICv3 (the versions the entry lists under `gic_versions`, e.g.
+  QEMU's `-machine virt,gic-version=N`) and describes that GIC (MADT GICD version or DT compatible).
+"""
+
+import pytest
+
+REFERENCE = pytest.mark.cases(layout="reference", defect="none")
+
+
+@REFERENCE
+def test_counter(case, boot_case, judge):
+    run = boot_case(facts=("cpu",))
+    judge.counter(run)
+    run.result.expect_clean_poweroff()
+
+
+@REFERENCE
+def test_exception_level(case, boot_case, judge):
+    run = boot_case(facts=("cpu",))
+    judge.exception_level(run)
+    run.result.expect_clean_poweroff()
+
+
+@REFERENCE
+def test_gic_versions(case, boot_case, judge):
+    runs = {}
+    for version in judge.ctx.entry.arches[case.arch].gic_versions:
+        try:
+            runs[version] = boot_case(facts=("tables", "dump"), gic_version=version, label=f"gic{version}")
+        except ValueError as e:
+            runs[version] = str(e)
+    judge.gic_versions(runs)
