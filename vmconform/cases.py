@@ -544,14 +544,18 @@ def write_image(case: Case, nonce: str, path: Path) -> Path:
     return path
 
 
-def write_disks(case: Case, nonce: str, directory: Path, fallback_nonce: str | None = None) -> tuple[Disk, ...]:
+def write_disks(
+    case: Case, nonce: str, directory: Path, fallback_nonce: str | None = None, probe: bytes | None = None
+) -> tuple[Disk, ...]:
     """Write the case's disk (and, when it needs one, the fallback disk after it) into `directory`.
 
     The result is what `runner.boot` takes: the case's disk with its logical block size, then the
     fallback (the arch's reference image carrying `fallback_nonce`, default derived from the case).
+    `probe` replaces the case's default probe (a probe built with other modes or facts).
     """
     directory.mkdir(parents=True, exist_ok=True)
-    image = write_image(case, nonce, directory / f"{case.name}.img")
+    image = directory / f"{case.name}.img"
+    build_image(case, nonce, probe).save(image)
     disks = [Disk(image, logical_block_size=case.sector_size, read_only=case.read_only)]
     if case.needs_fallback:
         fb = fallback_case(case)

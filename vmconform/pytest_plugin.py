@@ -30,6 +30,7 @@ import pytest
 from vmconform import cases as casemod
 from vmconform import clauses as clmod
 from vmconform import config as cfgmod
+from vmconform import firmware as fwmod
 from vmconform import nvram, reaper
 from vmconform import report as rpmod
 from vmconform import verdicts as vdmod
@@ -364,7 +365,7 @@ def boot_case(request: pytest.FixtureRequest, case: casemod.Case, tmp_path: Path
         work = tmp_path / label if label else tmp_path
         vars_copy: Path | None = work / "vars.fd"
         try:
-            disks = _write_disks(case, nonce, work / "disks", fb_nonce, probe)
+            disks = casemod.write_disks(case, nonce, work / "disks", fb_nonce, probe)
             vars_copy = copy_vars_template(fw, work / "vars.fd")
         except OSError as e:
             shutil.rmtree(work / "disks", ignore_errors=True)
@@ -414,23 +415,6 @@ def boot_case(request: pytest.FixtureRequest, case: casemod.Case, tmp_path: Path
         return CaseRun(result, nonce, fb_nonce, observed, changed, disks)
 
     return run
-
-
-def _write_disks(
-    case: casemod.Case, nonce: str, directory: Path, fb_nonce: str | None, probe: bytes | None
-) -> tuple[Disk, ...]:
-    """`cases.write_disks`, with the case's probe replaced by `probe` when one is given."""
-    if probe is None:
-        return casemod.write_disks(case, nonce, directory, fallback_nonce=fb_nonce)
-    directory.mkdir(parents=True, exist_ok=True)
-    image = directory / f"{case.name}.img"
-    casemod.build_image(case, nonce, probe).save(image)
-    disks = [Disk(image, logical_block_size=case.sector_size, read_only=case.read_only)]
-    if case.needs_fallback:
-        fb = casemod.fallback_case(case)
-        fb_path = directory / f"{case.name}.fallback.img"
-        disks.append(Disk(casemod.write_image(fb, fb_nonce or casemod.default_fallback_nonce(case), fb_path)))
-    return tuple(disks)
 
 
 class Judge:
@@ -533,10 +517,10 @@ class Judge:
                 writable = os.access(copy, os.W_OK) and not copy.samefile(fw.vars_template)
             copy.unlink()
         pair = None
-        if fw.vars_template is not None and not fw.source.endswith(".json"):
-            code, vars_ = fw.code.stat().st_size, fw.vars_template.stat().st_size
-            if code != vars_:
-                pair = f"vars {fw.vars_template} is {vars_} bytes, code {fw.code} is {code}"
+        try:
+            fwmod.preflight(fw)  # the code is for this arch; CODE and VARS of one build
+        except fwmod.FirmwareError as e:
+            pair = str(e)
         args = [*entry.extra_args, *entry.arches[self.case.arch].extra_args]
         problems = vfmod.nvram_preflight(fw.mapping if separate_store else "flash", args, writable, pair, fw.name)
         if not problems:
