@@ -58,3 +58,34 @@ def test_flow_fails_with_an_ephemeral_vars_store(entry: config.HypervisorEntry, 
     if mode == "power":  # stopped as soon as phase 1 showed again, not by a timeout
         assert outcome.boots[-1].stop.detail == "phase 1 seen twice: the non-volatile variable did not survive"
         assert outcome.boots[-1].elapsed < 30
+
+
+def test_virt_firmware_reads_the_variable_out_of_the_vars_file_after_a_power_off(
+    entry: config.HypervisorEntry, tmp_path: Path
+) -> None:
+    """The host-side check of the power flow, on its own: phase 1 sets the NV variable and powers off; then
+    virt-firmware (an independent EDK2 varstore reader) finds it live in the vars file with its data."""
+    from vmconform import runner
+    from vmconform.image import DiskSpec, EspFile, build_disk
+    from vmconform.probe import build_probe, removable_media_path
+    from vmconform.probe.program import NV_VARIABLE_PREFIX, VENDOR_GUID, VOLATILE_VARIABLE_PREFIX
+
+    fw = config.resolve_firmware(entry, "edk2", "aarch64")
+    nonce = "hostread1"
+    disk = tmp_path / "disk.img"
+    files = (EspFile(removable_media_path("aarch64"), build_probe("aarch64", nonce, mode="power")),)
+    build_disk(DiskSpec(files=files, seed="hostread")).save(disk)
+    r = runner.boot(backend_for(entry), "aarch64", (disk,), fw, nonce, tmp_path / "run", 90)
+    r.expect_clean_poweroff()
+    var = nvram.read_variable(tmp_path / "run" / "vars.fd", f"{NV_VARIABLE_PREFIX}{nonce}", VENDOR_GUID)
+    assert var == nvram.HostVariable(nvram.NV_ATTRIBUTES, nonce.encode())
+    # the volatile variable (set in the same phase) is not in the store; a file without a store is a reason
+    volatile = nvram.read_variable(tmp_path / "run" / "vars.fd", f"{VOLATILE_VARIABLE_PREFIX}{nonce}", VENDOR_GUID)
+    assert (
+        volatile
+        == f"{tmp_path / 'run' / 'vars.fd'} holds no live variable {VOLATILE_VARIABLE_PREFIX}{nonce} "
+        + (f"({VENDOR_GUID})")
+        + volatile.split(")", 1)[1]
+    )
+    why = nvram.read_variable(fw.vars_template, "X", VENDOR_GUID)
+    assert why == f"virt-firmware finds no EDK2 variable store in {fw.vars_template}"

@@ -129,6 +129,41 @@ def _check_status(line: ProbeLine, name: str, want: str, what: str) -> None:
         raise _Fail(f"{what}: {got} (expected {want}) in {line.raw.strip()!r}")
 
 
+@dataclass(frozen=True)
+class HostVariable:
+    """A live variable as virt-firmware reads it out of an EDK2 vars file on the host."""
+
+    attributes: int
+    data: bytes
+
+
+def read_variable(vars_path: Path, name: str, guid: UUID) -> HostVariable | str:
+    """The live variable `name`/`guid` in the vars file, read with virt-firmware's EDK2 varstore reader; or a
+    one-line reason when there is none (not in the store, no store at all, or the reader refused the file)."""
+    import contextlib
+    import io
+    import logging
+
+    from virt.firmware.varstore import edk2  # type: ignore[import-untyped]
+
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)  # it logs "varstore not found" and exits on files without a store
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            varlist = edk2.Edk2VarStore(str(vars_path)).get_varlist()
+    except SystemExit:
+        return f"virt-firmware finds no EDK2 variable store in {vars_path}"
+    except Exception as e:  # noqa: BLE001 - a foreign file may break the reader in any way
+        return f"virt-firmware cannot read {vars_path}: {type(e).__name__}: {e}"
+    finally:
+        logger.setLevel(level)
+    var = varlist.get(name)
+    if var is None or str(var.guid).lower() != str(guid).lower():
+        return f"{vars_path} holds no live variable {name} ({guid}) (virt-firmware lists {len(varlist)} others)"
+    return HostVariable(int(var.attr), bytes(var.data))
+
+
 def _phase_watch(nonce: str, seen: list[int]) -> Callable[[ProbeLine], str | None]:
     """Stop at END, at a stale probe, or at once when phase 1 starts a second time."""
 
@@ -171,16 +206,19 @@ def run_flow(
     files = (EspFile(removable_media_path(arch), build_probe(arch, nonce, mode=mode)),)
     build_disk(DiskSpec(files=files, seed=f"nvram-{mode}:{nonce}")).save(disk)
     seen: list[int] = []
+    host_read: HostVariable | str | None = None
     boots = [boot(backend, arch, (disk,), firmware, nonce, workdir / "boot1", timeout, echo=echo,
                   vars_path=vars_path, decide=_phase_watch(nonce, seen), tag=tag)]  # fmt: skip
     if mode == "power" and boots[0].stop.reason == "matched" and boots[0].lines[-1].key == "END" \
             and boots[0].exit_status == 0 and len(seen) == 1:  # fmt: skip
+        # powered off: the host reads the variable out of the instance's store before the VM comes back
+        host_read = read_variable(vars_path, f"{NV_VARIABLE_PREFIX}{nonce}", VENDOR_GUID)
         boots.append(boot(backend, arch, (disk,), firmware, nonce, workdir / "boot2", timeout, echo=echo,
                           vars_path=vars_path, decide=_phase_watch(nonce, seen), tag=tag))  # fmt: skip
     name = f"{NV_VARIABLE_PREFIX}{nonce}"
     records = find_variable_records(vars_path.read_bytes(), name, VENDOR_GUID)
     try:
-        _judge(mode, nonce, boots, seen, records, vars_path)
+        _judge(mode, nonce, boots, seen, records, vars_path, host_read)
     except _Fail as exc:
         return NvramOutcome(mode, nonce, False, _with_evidence(str(exc), boots), tuple(boots), vars_path, records)
     message = (
@@ -196,7 +234,7 @@ def _with_evidence(why: str, boots: list[BootResult]) -> str:
 
 
 def _judge(mode: str, nonce: str, boots: list[BootResult], seen: list[int], records: tuple[VarRecord, ...],
-           vars_path: Path) -> None:  # fmt: skip
+           vars_path: Path, host_read: HostVariable | str | None = None) -> None:  # fmt: skip
     lines = [line for b in boots for line in b.lines]
     if len(seen) > 1:
         where = "across the power cycle (a new VM on the same vars file)" if mode == "power" else \
@@ -214,6 +252,12 @@ def _judge(mode: str, nonce: str, boots: list[BootResult], seen: list[int], reco
         raise _Fail(f"phase 1: the NV variable read back differs from what was written: {readback.raw.strip()!r}")
     if mode in ("warm", "cold"):
         _line(lines, "RESET", mode)
+    if isinstance(host_read, str):
+        raise _Fail(f"power: after phase 1 powered the VM off, {host_read}")
+    if host_read is not None and (host_read.attributes, host_read.data) != (NV_ATTRIBUTES, expected):
+        raise _Fail(f"power: after the power-off the vars file holds the variable with attributes "
+                    f"{host_read.attributes:#x} and data {host_read.data!r}, expected {NV_ATTRIBUTES:#x} and "
+                    f"{expected!r} (read with virt-firmware)")  # fmt: skip
     if not any(line.key == "NVRAM" and line.args[:1] == ("phase2",) for line in lines):
         last = boots[-1]
         raise _Fail(f"{mode}: phase 2 never ran ({last.stop.detail})")
