@@ -153,3 +153,11 @@ def test_the_whole_matrix_on_edk2_ends_as_the_catalogue_says(tmp_path):
     must_fail = [n for n, c in by_name.items() if cases.has_probe(c.arch) and not cases.conforms(c, c.edk2)]
     assert p.returncode == (1 if must_fail else 0)
     assert ("DOES NOT CONFORM" in p.stdout) == bool(must_fail)
+
+
+def test_a_mistyped_case_name_is_one_line_with_suggestions():
+    p = run_pytest("--case", "aarch64-refrence")
+    assert p.returncode == 4
+    err = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("ERROR: --case aarch64-refrence: no such case for aarch64, arm; ")
+    assert "did you mean aarch64-reference," in err[0]

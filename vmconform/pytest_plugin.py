@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import json
 import os
 import re
@@ -156,6 +157,14 @@ def activate(config: pytest.Config) -> None:
     for a in arches:
         if not casemod.has_probe(a):
             raise pytest.UsageError(f"--arch {a}: vmconform has no {a} probe yet; choose another --arch")
+    names = [c.name for c in casemod.catalogue() if c.arch in arches]
+    for wanted_case in config.getoption("case") or []:
+        if not any(_name_matches(n, wanted_case) for n in names):
+            near = difflib.get_close_matches(wanted_case, names, n=3)
+            hint = f"did you mean {', '.join(near)}?" if near else "`vmconform gen --list` lists them"
+            raise pytest.UsageError(
+                f"--case {wanted_case}: no such case for {', '.join(arches)}; {hint} (a trailing * matches a prefix)"
+            )
 
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
