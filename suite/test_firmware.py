@@ -19,6 +19,7 @@ REFERENCE = pytest.mark.cases(layout="reference", defect="none")
 
 
 @REFERENCE
+@pytest.mark.clause("FW-9")
 def test_rtc(case, boot_case, judge):
     """FW-9: the UEFI time services work."""
     run = boot_case(facts=("time",))
@@ -34,30 +35,35 @@ def _flow(mode, judge, nvram_runs, tmp_path):
 
 
 @REFERENCE
+@pytest.mark.clause("FW-5")
 def test_nvram_warm_reset(case, judge, nvram_runs, tmp_path):
     """FW-5: a non-volatile variable survives ResetSystem(EfiResetWarm); the volatile one does not."""
     _flow("warm", judge, nvram_runs, tmp_path)
 
 
 @REFERENCE
+@pytest.mark.clause("FW-5")
 def test_nvram_cold_reset(case, judge, nvram_runs, tmp_path):
     """FW-5: a non-volatile variable survives ResetSystem(EfiResetCold); the volatile one does not."""
     _flow("cold", judge, nvram_runs, tmp_path)
 
 
 @REFERENCE
+@pytest.mark.clause("FW-4", "FW-5")
 def test_nvram_power_cycle(case, judge, nvram_runs, tmp_path):
     """FW-4, FW-5: a non-volatile variable survives a power cycle (a new VM on the same vars file)."""
     _flow("power", judge, nvram_runs, tmp_path)
 
 
 @REFERENCE
+@pytest.mark.clause("FW-4", "FW-5")
 def test_nvram_bootnext(case, judge, nvram_runs, tmp_path):
     """FW-4, FW-5: a Boot#### option and BootNext written before a reset are honoured after it."""
     _flow("bootnext", judge, nvram_runs, tmp_path)
 
 
 @REFERENCE
+@pytest.mark.clause("FW-6")
 def test_variables_not_in_image(case, judge, nvram_runs, tmp_path):
     """FW-6: the VM sets a variable; the disk image stays byte-identical and the variable is in the vars file."""
     if judge.nvram_preflight(("FW-6",), tmp_path, separate_store=False):

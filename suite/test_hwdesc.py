@@ -15,6 +15,7 @@ import pytest
 
 
 @pytest.mark.cases(layout="reference", defect="none")
+@pytest.mark.clause("HW-1", "HW-2", "V2-5", "PLAT-1", "PLAT-3", "PLAT-4", "V2-3", "V2-6")
 def test_hardware_description(case, boot_case, judge):
     run = boot_case(facts=("tables", "dump"))
     judge.hardware_description(run)

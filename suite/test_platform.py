@@ -12,6 +12,7 @@ REFERENCE = pytest.mark.cases(layout="reference", defect="none")
 
 
 @REFERENCE
+@pytest.mark.clause("PLAT-5")
 def test_counter(case, boot_case, judge):
     run = boot_case(facts=("cpu",))
     judge.counter(run)
@@ -19,6 +20,7 @@ def test_counter(case, boot_case, judge):
 
 
 @REFERENCE
+@pytest.mark.clause("V2-2")
 def test_exception_level(case, boot_case, judge):
     run = boot_case(facts=("cpu",))
     judge.exception_level(run)
@@ -26,6 +28,7 @@ def test_exception_level(case, boot_case, judge):
 
 
 @REFERENCE
+@pytest.mark.clause("V2-7")
 def test_gic_versions(case, boot_case, judge):
     runs = {}
     for version in judge.ctx.entry.arches[case.arch].gic_versions:

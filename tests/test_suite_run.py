@@ -161,3 +161,16 @@ def test_a_mistyped_case_name_is_one_line_with_suggestions():
     err = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert len(err) == 1 and err[0].startswith("ERROR: --case aarch64-refrence: no such case for aarch64, arm; ")
     assert "did you mean aarch64-reference," in err[0]
+
+
+def test_clause_selects_the_tests_that_evidence_it():
+    p = run_pytest("--collect-only", "-q", "--clause", "FW-9", "--clause", "V2-7")
+    assert p.returncode == 0, p.stdout + p.stderr
+    ids = sorted(i for i in p.stdout.split() if i.startswith("suite/"))
+    assert ids == sorted(
+        f"suite/{m}[qemu-edk2-{a}-reference]"
+        for m in ("test_firmware.py::test_rtc", "test_platform.py::test_gic_versions")
+        for a in ("aarch64", "arm")
+    )
+    bad = run_pytest("--clause", "FW-55")
+    assert bad.returncode == 4 and "ERROR: --clause FW-55: no such clause; did you mean FW-5" in bad.stderr

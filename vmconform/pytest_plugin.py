@@ -120,6 +120,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "a trailing * matches a prefix)",
     )
     g.addoption(
+        "--clause",
+        action="append",
+        metavar="ID",
+        help="only the tests that evidence these clauses, repeatable (IDs as in shared/spec/clauses.md, e.g. FW-5)",
+    )
+    g.addoption(
         "--spec",
         choices=clmod.SPEC_VERSIONS,
         default=clmod.DEFAULT_SPEC,
@@ -157,6 +163,11 @@ def activate(config: pytest.Config) -> None:
     for a in arches:
         if not casemod.has_probe(a):
             raise pytest.UsageError(f"--arch {a}: vmconform has no {a} probe yet; choose another --arch")
+    for clause_id in config.getoption("clause") or []:
+        if clause_id not in clmod.BY_ID:
+            near = difflib.get_close_matches(clause_id, list(clmod.BY_ID), n=3)
+            hint = f"did you mean {', '.join(near)}?" if near else f"known: {', '.join(clmod.BY_ID)}"
+            raise pytest.UsageError(f"--clause {clause_id}: no such clause; {hint}")
     names = [c.name for c in casemod.catalogue() if c.arch in arches]
     for wanted_case in config.getoption("case") or []:
         if not any(_name_matches(n, wanted_case) for n in names):
@@ -276,6 +287,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("cases")
     filters = dict(marker.kwargs) if marker else {}
     wanted = metafunc.config.getoption("case")
+    # a test that names its clauses keeps them; otherwise it evidences the case's
+    own_clauses = metafunc.definition.get_closest_marker("clause") is not None
     params = []
     for fw in ctx.firmware_names:
         for case in casemod.catalogue():
@@ -289,7 +302,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                 pytest.param(
                     (fw, case),
                     id=f"{ctx.entry.name}-{fw}-{case.name}",
-                    marks=[pytest.mark.clause(*case.clauses), pytest.mark.boot],
+                    marks=[pytest.mark.boot] + ([] if own_clauses else [pytest.mark.clause(*case.clauses)]),
                 )
             )
     metafunc.parametrize("case", params, indirect=True)
@@ -299,10 +312,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """A suite test that no selected case applies to (an empty parameter set) is deselected, not skipped."""
     if CTX not in config.stash:
         return
-    empty = [it for it in items if it.name.endswith("[NOTSET]") and it.get_closest_marker("cases") is not None]
-    if empty:
-        config.hook.pytest_deselected(items=empty)
-        items[:] = [it for it in items if it not in empty]
+    drop = [it for it in items if it.name.endswith("[NOTSET]") and it.get_closest_marker("cases") is not None]
+    wanted = set(config.getoption("clause") or ())
+    if wanted:
+        drop += [it for it in items if not wanted & {c for m in it.iter_markers("clause") for c in m.args}]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = [it for it in items if it not in drop]
 
 
 def _name_matches(name: str, pattern: str) -> bool:
