@@ -182,12 +182,25 @@ def test_reset_flow_passes_in_one_boot(tmp_path: Path, mode: str) -> None:
     assert backend.boots == 1 and [r.state_name for r in outcome.records] == ["deleted"]
 
 
-def test_power_flow_restarts_the_vm_on_the_same_vars_file(tmp_path: Path) -> None:
+def test_power_flow_restarts_the_vm_on_the_same_vars_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fake VM appends a bare record, not a whole EDK2 store, so the host-side virt-firmware read (tested on
+    # real vars files in test_nvram_boot.py) is replaced here by what it would report for a persisted variable.
+    monkeypatch.setattr(nvram, "read_variable", lambda *a: nvram.HostVariable(nvram.NV_ATTRIBUTES, b"c0ffee"))
     outcome, backend = flow(tmp_path, "power", [Script(lines("power", PHASE1, [v("END", "shutdown")]), writes=RECORD),
                                                  Script(lines("power", PHASE2))])  # fmt: skip
     assert outcome.passed, outcome.message
     assert backend.boots == 2 and len(outcome.boots) == 2
     assert outcome.boots[0].workdir != outcome.boots[1].workdir
+
+
+def test_power_flow_fails_when_the_host_cannot_read_the_variable_after_the_power_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(nvram, "read_variable", lambda *a: "vars.fd holds no live variable VmcNv-c0ffee")
+    outcome, _ = flow(tmp_path, "power", [Script(lines("power", PHASE1, [v("END", "shutdown")]), writes=RECORD),
+                                          Script(lines("power", PHASE2))])  # fmt: skip
+    assert not outcome.passed
+    assert outcome.message.startswith("power: after phase 1 powered the VM off, vars.fd holds no live variable")
 
 
 def test_phase_one_twice_stops_at_once_and_fails(tmp_path: Path) -> None:
