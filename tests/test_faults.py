@@ -116,6 +116,9 @@ def test_silent_console_is_an_error(tmp_path):
     r = boot_with(tmp_path, hv_file(tmp_path, binary=fake_console(tmp_path, "time.sleep(60)")), timeout=2)
     (v,) = [v for v in verdicts.removable_media_boot(r, "aarch64", "2.0", "flash") if v.clause == "IMG-4"]
     assert v.status == "error" and "no console output at all" in v.evidence
+    deadline = time.monotonic() + 5  # killed a moment ago: give it time to finish dying
+    while reaper.find(f"{tmp_path}/run") and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert not reaper.find(f"{tmp_path}/run")
 
 

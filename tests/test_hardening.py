@@ -14,8 +14,12 @@ from vmconform import reaper
 REPO = Path(__file__).resolve().parent.parent
 
 
-def tagged(prefix: str) -> list[reaper.Leftover]:
-    return reaper.find(prefix.rstrip("/"))
+def tagged(prefix: str, settle: float = 5.0) -> list[reaper.Leftover]:
+    """Tagged processes still alive; a process SIGKILLed a moment ago gets `settle` seconds to finish dying."""
+    deadline = time.monotonic() + settle
+    while (found := reaper.find(prefix.rstrip("/"))) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return found
 
 
 def test_reap_kills_tagged_processes_and_only_those(tmp_path):
@@ -47,7 +51,7 @@ def start_suite(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
 def wait_for_vm(prefix: str, proc: subprocess.Popen[str], limit: float = 60) -> reaper.Leftover:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        found = tagged(prefix)
+        found = tagged(prefix, settle=0)
         if found:
             return found[0]
         assert proc.poll() is None, "the suite ended before its VM was seen"
@@ -84,10 +88,7 @@ def test_a_killed_worker_takes_its_vm_down_and_the_case_is_reported(tmp_path):
     assert suite.returncode == 1, out[-3000:]
     assert "worker 'gw0' crashed while running 'suite/test_boot.py::test_removable_media_boot" in out
     assert "cases: 1 failed" in out
-    deadline = time.monotonic() + 10
-    while tagged(str(tmp_path)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not tagged(str(tmp_path))
+    assert not tagged(str(tmp_path), settle=10)
 
 
 @pytest.mark.boot
