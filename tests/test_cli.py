@@ -90,3 +90,27 @@ def test_report_and_compare(tmp_path):
     assert p.returncode == 2 and p.stderr.strip().endswith(
         "not found; give a run folder under reports/ or its results.json"
     )
+
+
+@pytest.mark.boot
+def test_boot_with_a_fallback_disk_reaches_the_fallback(tmp_path):
+    """A fall-through case by hand: the bad disk first, the fallback second; EDK2 reaches the fallback's probe."""
+    bad, fallback = tmp_path / "bad.img", tmp_path / "fallback.img"
+    p = vmconform("gen", "--defect", "pe-x64", "--nonce", "badcase", "-o", str(bad))
+    assert p.returncode == 0 and f"vmconform boot {bad} fallback.img" in p.stderr
+    assert vmconform("gen", "--nonce", "fallback1", "-o", str(fallback)).returncode == 0
+    p = vmconform("boot", str(bad), str(fallback))
+    assert p.returncode == 0, p.stderr
+    assert "VMCONFORM fallback1 BOOT aarch64" in p.stdout and "VMCONFORM badcase" not in p.stdout
+    assert "VM exit status 0" in p.stderr
+
+
+@pytest.mark.boot
+def test_gen_with_facts_builds_a_probe_that_reports_them(tmp_path):
+    disk = tmp_path / "facts.img"
+    assert vmconform("gen", "--facts", "tables,cpu", "--nonce", "facts1", "-o", str(disk)).returncode == 0
+    p = vmconform("boot", str(disk))
+    assert p.returncode == 0, p.stderr
+    assert "VMCONFORM facts1 TABLES count=" in p.stdout and "VMCONFORM facts1 CPU el=" in p.stdout
+    bad = vmconform("gen", "--facts", "tables,colour", "-o", str(disk))
+    assert bad.returncode == 2 and "--facts colour: unknown fact; choose from" in bad.stderr

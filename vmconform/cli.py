@@ -14,7 +14,8 @@ from pathlib import Path
 
 from vmconform import cases as casemod
 from vmconform import config as cfgmod
-from vmconform.hypervisors import backend_for
+from vmconform.hypervisors import Disk, backend_for
+from vmconform.probe import FACTS, MODES, build_probe
 
 EPILOG_MAIN = """\
 examples:
@@ -65,6 +66,18 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--layout", default="reference", help="disk layout from the catalogue (default: reference)")
     g.add_argument("--defect", default="none", help="defect from the catalogue (default: none)")
     g.add_argument("--nonce", help="1-32 characters of [0-9A-Za-z_-] (default: derived from the case)")
+    g.add_argument(
+        "--mode",
+        choices=MODES,
+        default="boot",
+        help="the probe's mode: boot (report and power off), warm/cold/power (NVRAM flows), bootnext (default: boot)",
+    )
+    g.add_argument(
+        "--facts",
+        default="",
+        metavar="LIST",
+        help=f"extra facts the probe reports, comma-separated: {', '.join(FACTS)} (default: none)",
+    )
     g.add_argument("-o", "--output", type=Path, help="image file to write (overwritten); with --all, a directory")
     g.add_argument("--list", action="store_true", help="print the case catalogue instead of writing an image")
     g.add_argument("--json", action="store_true", help="with --list: the catalogue as JSON")
@@ -105,7 +118,21 @@ def _parser() -> argparse.ArgumentParser:
         epilog="exit status: 0 when the VM powered itself off with status 0; 1 when it did not "
         "(dead end, timeout, error exit); 2 on bad arguments or configuration.",
     )
-    b.add_argument("disk", type=Path, help="raw disk image (it is used in place and may be written by the firmware)")
+    b.add_argument(
+        "disk",
+        type=Path,
+        nargs="+",
+        help="raw disk image(s), attached in this order (a case that may fall through: its image, then the "
+        "fallback); used in place, and the firmware may write them",
+    )
+    b.add_argument(
+        "--sector-size",
+        type=int,
+        choices=(512, 4096),
+        default=512,
+        help="logical block size the VM presents the first disk with (4096 for the sector-4k case)",
+    )
+    b.add_argument("--read-only", action="store_true", help="present the first disk read-only")
     b.add_argument("--hypervisor", help="entry of hypervisors.yaml (default: its 'default' key)")
     b.add_argument(
         "--hypervisors-file", type=Path, default=None, help="configuration file (default: ./hypervisors.yaml)"
@@ -197,8 +224,15 @@ def _cmd_gen(args: argparse.Namespace) -> int:
     except KeyError as e:
         raise CliError(str(e.args[0])) from None
     nonce = args.nonce or casemod.default_nonce(case)
+    facts = tuple(f for f in args.facts.split(",") if f)
+    for f in facts:
+        if f not in FACTS:
+            raise CliError(f"--facts {f}: unknown fact; choose from {', '.join(FACTS)}")
     try:
-        casemod.write_image(case, nonce, args.output)
+        probe = (
+            None if (args.mode, facts) == ("boot", ()) else build_probe(case.arch, nonce, mode=args.mode, facts=facts)
+        )
+        casemod.build_image(case, nonce, probe).save(args.output)
     except ValueError as e:
         raise CliError(str(e)) from None
     except OSError as e:
@@ -206,8 +240,8 @@ def _cmd_gen(args: argparse.Namespace) -> int:
     print(f"{args.output}: {case.name} image, nonce {nonce}; expected: {case.expect}", file=sys.stderr)
     if case.needs_fallback:
         print(
-            f"vmconform: boot it with a fallback disk after it (vmconform gen --arch {case.arch} -o fallback.img); "
-            "a conforming firmware reaches the fallback's probe",
+            f"vmconform: boot it with a fallback disk after it (vmconform gen --arch {case.arch} -o fallback.img; "
+            f"vmconform boot {args.output} fallback.img): a conforming firmware may reach the fallback's probe",
             file=sys.stderr,
         )
     return 0
@@ -234,8 +268,13 @@ def _default_hvfile() -> Path:
 def _cmd_boot(args: argparse.Namespace) -> int:
     from vmconform.runner import boot
 
-    if not args.disk.is_file():
-        raise CliError(f"{args.disk}: no such disk image file")
+    for disk in args.disk:
+        if not disk.is_file():
+            raise CliError(f"{disk}: no such disk image file")
+    disks = tuple(
+        Disk(d.resolve(), args.sector_size, args.read_only) if i == 0 else Disk(d.resolve())
+        for i, d in enumerate(args.disk)
+    )
     try:
         hvfile = cfgmod.load(args.hypervisors_file or _default_hvfile())
         entry = hvfile.get(args.hypervisor)
@@ -253,7 +292,7 @@ def _cmd_boot(args: argparse.Namespace) -> int:
         result = boot(
             backend_for(entry),
             args.arch,
-            (args.disk.resolve(),),
+            disks,
             fw,
             args.nonce,
             workdir.resolve(),
