@@ -16,6 +16,7 @@ from typing import Any
 from vmconform import cases
 from vmconform import clauses as cl
 from vmconform.cases import Case
+from vmconform.probe import ProbeLine
 from vmconform.runner import BootResult, CaseFailure
 
 PASS, FAIL, NOT_SUPPORTED, ERROR = "pass", "fail", "not-supported", "error"
@@ -47,6 +48,13 @@ def short(line: str, limit: int = 100) -> str:
     """A console line as evidence: stripped, and cut (with …) when long (BOOT lines carry device paths)."""
     line = line.strip()
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def boot_evidence(boot: ProbeLine) -> str:
+    """The BOOT line as evidence: who booted, and from which path (the device-path hex is left out)."""
+    where = boot.fields.get("path")
+    head = f"VMCONFORM {boot.nonce} BOOT {' '.join(boot.args[:1])}"
+    return f"{head} path={where}" if where else short(boot.raw)
 
 
 def uefi_revision_text(rev: int) -> str:
@@ -102,9 +110,9 @@ def removable_media_boot(
             v("PLAT-2", status, evidence)
         return out
     for c in booted_ids:
-        v(c, PASS, short(boot.raw))
+        v(c, PASS, boot_evidence(boot))
     if arch == "arm":
-        v("PLAT-2", PASS, short(boot.raw))
+        v("PLAT-2", PASS, boot_evidence(boot))
 
     fw = result.facts.get("FW")
     if fw is None:
