@@ -8,7 +8,7 @@ evidence says why). Each carries its evidence: the console line or the host chec
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,17 @@ def boot_evidence(boot: ProbeLine) -> str:
     return f"{head} path={where}" if where else short(boot.raw)
 
 
+def collector(spec: str, case: str) -> tuple[list[Verdict], Callable[[str, str, str], None]]:
+    """A verdict list and its ``v(clause, status, evidence)`` adder, which drops clauses ``spec`` does not have."""
+    out: list[Verdict] = []
+
+    def v(clause: str, status: str, evidence: str) -> None:
+        if cl.get(clause).level(spec) is not None:
+            out.append(Verdict(clause, status, evidence, case))
+
+    return out, v
+
+
 def uefi_revision_text(rev: int) -> str:
     major, minor = rev >> 16, rev & 0xFFFF
     return f"{major}.{minor // 10}" + (f".{minor % 10}" if minor % 10 else "")
@@ -94,12 +105,7 @@ def removable_media_boot(
     result: BootResult, arch: str, spec: str, firmware_mapping: str, case: str = ""
 ) -> list[Verdict]:
     """Verdicts from booting a conforming image with a fresh variable store."""
-    out: list[Verdict] = []
-
-    def v(clause: str, status: str, evidence: str) -> None:
-        if cl.get(clause).level(spec) is not None:
-            out.append(Verdict(clause, status, evidence, case))
-
+    out, v = collector(spec, case)
     boot = next((ln for ln in result.lines if ln.key == "BOOT"), None)
     booted_ids = ("IMG-1", "IMG-2", "IMG-3", "IMG-4", "IMG-5", "IMG-6", "FW-7")
     if boot is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from vmconform import clauses as cl
@@ -17,7 +17,7 @@ from vmconform.facts import FactError, ProbeFacts
 from vmconform.facts import acpi as acpimod
 from vmconform.facts.fdt import Fdt, FdtError, FdtNode
 from vmconform.facts.smbios import SmbiosError
-from vmconform.verdicts import ERROR, FAIL, PASS, Verdict
+from vmconform.verdicts import ERROR, FAIL, PASS, Verdict, collector
 
 __all__ = [
     "VmShape",
@@ -50,16 +50,6 @@ SPCR_SBSA_TYPES = {0x03: "ARM PL011", 0x0D: "ARM SBSA 32-bit", 0x0E: "ARM SBSA g
 STALL_SECONDS = 1.0  # the probe's Stall between the two GetTime / counter reads
 COUNTER_TOLERANCE = (0.5, 2.0)  # counter seconds across the Stall, as a factor of STALL_SECONDS
 MEMORY_TOLERANCE = 0.10  # described memory within 10 % of the configured size
-
-
-def _out(spec: str, case: str) -> tuple[list[Verdict], Callable[[str, str, str], None]]:
-    out: list[Verdict] = []
-
-    def v(clause: str, status: str, evidence: str) -> None:
-        if cl.get(clause).level(spec) is not None:
-            out.append(Verdict(clause, status, evidence, case))
-
-    return out, v
 
 
 def filter_spec(verdicts: Sequence[Verdict], spec: str) -> list[Verdict]:
@@ -111,7 +101,7 @@ def _size_text(n: int) -> str:
 
 def rtc(facts: ProbeFacts, spec: str, case: str = "") -> list[Verdict]:
     """FW-9: GetTime succeeds with an EFI_TIME in range, twice, advancing across the Stall; SetTime succeeds."""
-    out, v = _out(spec, case)
+    out, v = collector(spec, case)
     t = facts.time
     if t is None:
         v("FW-9", ERROR, "the probe printed no TIME line (it stopped before the time services were called)")
@@ -195,7 +185,7 @@ def nvram_preflight(
 
 def nvram_flow(mode: str, passed: bool, message: str, transcript: str, spec: str, case: str = "") -> list[Verdict]:
     """FW-4/FW-5 from one NVRAM flow (`vmconform.nvram.run_flow`)."""
-    out, v = _out(spec, case)
+    out, v = collector(spec, case)
     first = message.strip().splitlines()[0] if message.strip() else f"{mode}: no message"
     evidence = first if passed else f"{first} (transcript: {transcript})"
     for clause in FLOW_CLAUSES[mode]:
@@ -219,7 +209,7 @@ def instance_store(
     called), `records` how many records of the variable the instance's vars file holds (None: there is no vars
     file), `image_store` what `vmconform check` found stored in the image after the run ("" when nothing).
     """
-    out, v = _out(spec, case)
+    out, v = collector(spec, case)
     if set_status is None:
         v("FW-6", ERROR, "the probe never reached SetVariable(NV|BS|RT): where variables are kept is unknown")
         return out
@@ -475,7 +465,7 @@ def _complete(name: str, items: Mapping[str, Item], needed: Sequence[str]) -> li
 
 def hardware_description(facts: ProbeFacts, shape: VmShape, spec: str, case: str = "") -> list[Verdict]:
     """HW-1, HW-2 (1.0), V2-5 (2.0), PLAT-1, PLAT-3, PLAT-4, V2-3, V2-6 from the TABLES line and the DUMPs."""
-    out, v = _out(spec, case)
+    out, v = collector(spec, case)
     platform = ("PLAT-1", "PLAT-3", "PLAT-4", "V2-3", "V2-6")
     if facts.tables is None:
         for c in ("HW-1", "HW-2", "V2-5", *platform):
@@ -559,7 +549,7 @@ def hardware_description(facts: ProbeFacts, shape: VmShape, spec: str, case: str
 
 def counter(facts: ProbeFacts, spec: str, case: str = "") -> list[Verdict]:
     """PLAT-5 (V2-8 in spec 2.0): CNTFRQ is non-zero and CNTVCT advances by about CNTFRQ x the Stall."""
-    out, v = _out(spec, case)
+    out, v = collector(spec, case)
     cpu = facts.cpu
     if cpu is None:
         v("PLAT-5", ERROR, "the probe printed no CPU line")
@@ -585,7 +575,7 @@ def counter(facts: ProbeFacts, spec: str, case: str = "") -> list[Verdict]:
 
 def exception_level(facts: ProbeFacts, arch: str, spec: str, case: str = "") -> list[Verdict]:
     """V2-2: the firmware runs the application at EL1 (AArch64 CurrentEL) or PL1 (AArch32, e.g. SVC)."""
-    out, v = _out(spec, case)
+    out, v = collector(spec, case)
     cpu = facts.cpu
     if cpu is None:
         v("V2-2", ERROR, "the probe printed no CPU line")
@@ -609,7 +599,7 @@ def gic_versions(
 
     `runs` maps a configured version to (the version the hardware description gives or None, evidence); a
     version missing from `runs` was not configurable (evidence in `wanted`'s absence)."""
-    out, v = _out(spec, case)
+    out, v = collector(spec, case)
     if not wanted:
         v(
             "V2-7",
