@@ -114,3 +114,14 @@ def test_gen_with_facts_builds_a_probe_that_reports_them(tmp_path):
     assert "VMCONFORM facts1 TABLES count=" in p.stdout and "VMCONFORM facts1 CPU el=" in p.stdout
     bad = vmconform("gen", "--facts", "tables,colour", "-o", str(disk))
     assert bad.returncode == 2 and "--facts colour: unknown fact; choose from" in bad.stderr
+
+
+@pytest.mark.parametrize(("arch", "insn"), [("aarch64", "blr x17"), ("arm", "blx ip")])
+def test_gen_listing_prints_the_probe_assembly_with_comments(arch, insn):
+    p = vmconform("gen", "--listing", "--arch", arch, "--mode", "warm", "--facts", "time", "--nonce", "lst1")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith(f"; vmconform probe for {arch}, mode warm, facts time, nonce lst1:")
+    assert "; RT->SetVariable(nv name, vendor, NV|BS|RT, nonce)" in p.stdout and insn in p.stdout
+    assert "guid_loaded_image:" in p.stdout and '.ucs2 "lst1"' in p.stdout
+    bad = vmconform("gen", "--listing", "--facts", "colour")
+    assert bad.returncode == 2 and "--facts colour: unknown fact" in bad.stderr

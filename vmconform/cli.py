@@ -23,6 +23,7 @@ examples:
   vmconform gen --list                                every case: layout, defect, expected outcome, clauses
   vmconform gen --defect gpt-both-crc -o bad.img      one malformed image
   vmconform gen --all -o matrix/                      the whole matrix, with matrix/manifest.json
+  vmconform gen --listing --arch arm --mode warm      the probe's assembly, with its comments
   vmconform check disk.img                            judge any disk image against the image clauses
   vmconform boot disk.img                             boot it on the default hypervisor, console on stdout
   vmconform boot --hypervisor qemu --keep out/ disk.img   keep transcript and command line in out/
@@ -80,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     g.add_argument("-o", "--output", type=Path, help="image file to write (overwritten); with --all, a directory")
     g.add_argument("--list", action="store_true", help="print the case catalogue instead of writing an image")
+    g.add_argument(
+        "--listing",
+        action="store_true",
+        help="print the probe's assembly for --arch (with --mode, --facts, --nonce) with its comments, instead of "
+        "writing an image",
+    )
     g.add_argument("--json", action="store_true", help="with --list: the catalogue as JSON")
     g.add_argument(
         "--all", action="store_true", help="write every case with a probe into the directory -o, plus manifest.json"
@@ -201,7 +208,27 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 1 if cmp.regressions else 0
 
 
+def _probe_facts(text: str) -> tuple[str, ...]:
+    facts = tuple(f for f in text.split(",") if f)
+    for f in facts:
+        if f not in FACTS:
+            raise CliError(f"--facts {f}: unknown fact; choose from {', '.join(FACTS)}")
+    return facts
+
+
 def _cmd_gen(args: argparse.Namespace) -> int:
+    if args.listing:
+        from vmconform.probe import assemble_probe
+
+        nonce = args.nonce or "listing"
+        try:
+            assembled = assemble_probe(args.arch, nonce, mode=args.mode, facts=_probe_facts(args.facts))
+        except ValueError as e:
+            raise CliError(str(e)) from None
+        print(f"; vmconform probe for {args.arch}, mode {args.mode}, facts {args.facts or '-'}, nonce {nonce}: "
+              f"{len(assembled.code)} bytes of .text (code, then the data area)")  # fmt: skip
+        print(assembled.listing_text(), end="")
+        return 0
     if args.list:
         print(casemod.catalogue_json() if args.json else casemod.catalogue_table(), end="")
         return 0
@@ -224,10 +251,7 @@ def _cmd_gen(args: argparse.Namespace) -> int:
     except KeyError as e:
         raise CliError(str(e.args[0])) from None
     nonce = args.nonce or casemod.default_nonce(case)
-    facts = tuple(f for f in args.facts.split(",") if f)
-    for f in facts:
-        if f not in FACTS:
-            raise CliError(f"--facts {f}: unknown fact; choose from {', '.join(FACTS)}")
+    facts = _probe_facts(args.facts)
     try:
         probe = (
             None if (args.mode, facts) == ("boot", ()) else build_probe(case.arch, nonce, mode=args.mode, facts=facts)

@@ -27,7 +27,7 @@ from vmconform.probe.program import (
     Set,
     Text,
     Var,
-    fact,
+    line,
     probe_program,
 )
 from vmconform.probe.uefi import RUNTIME_SERVICES, SIMPLE_TEXT_OUTPUT_PROTOCOL, SYSTEM_TABLE
@@ -89,17 +89,17 @@ def test_assembler_errors() -> None:
         asm.assemble()
 
 
-def test_fact_merges_literal_text_and_keeps_runtime_parts() -> None:
+def test_line_merges_literal_text_and_keeps_runtime_parts() -> None:
     hex_part = Hex(Const(1), 2)
-    step = fact("K", "arg", ("a", "lit"), ("b", hex_part))
+    step = line("K", "arg", ("a", "lit"), ("b", hex_part))
     assert step == Print((Text("VMCONFORM "), NonceText(), Text(" K arg a=lit b="), hex_part, Text("\r\n")))
 
 
-def test_fact_text_field_rules() -> None:
+def test_line_text_field_rules() -> None:
     with pytest.raises(ValueError, match="last item"):
-        fact("K", ("vendor", "x"), ("a", "1"))
+        line("K", ("vendor", "x"), ("a", "1"))
     with pytest.raises(ValueError, match="text field"):
-        fact("K", ("name", FirmwareString(Const(0))))
+        line("K", ("name", FirmwareString(Const(0))))
     with pytest.raises(ValueError, match="hex digits"):
         Hex(Const(0), 17)
 

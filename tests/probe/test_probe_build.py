@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import capstone
 import pefile
@@ -106,3 +107,23 @@ def test_listing_names_the_services(arch: str) -> None:
     assert "ConOut->OutputString" in listing
     assert "EFI_RUNTIME_SERVICES.ResetSystem" in listing
     assert listing.startswith(f"{'':10}  {'':16}  entry:")
+
+
+@pytest.mark.parametrize("arch", ["aarch64", "arm"])
+def test_data_labels_are_named_after_what_they_hold(arch: str) -> None:
+    assembled = assemble_probe(arch, "a1b2c3", mode="bootnext", facts=FACTS)
+    labels = set(assembled.labels)
+    assert {"guid_loaded_image", "guid_device_path", "guid_global_variable", "guid_dtb", "guid_acpi_20",
+            "guid_smbios3", "next_description", "next_file_path", "text_VMCONFORM", "text_cr_lf",
+            "text_FW_st_sig", "nonce"} <= labels  # fmt: skip
+    assert not [label for label in labels if re.fullmatch(r"data\d+", label)]
+    text = assembled.listing_text()
+    assert "adr" in text and "guid_loaded_image" in text
+
+
+@pytest.mark.parametrize("arch", ["aarch64", "arm"])
+def test_helper_frames_follow_their_buffers(arch: str) -> None:
+    listing = assemble_probe(arch, "a", facts=("tables",)).listing_text()
+    digits, frame = (16, 64) if arch == "aarch64" else (8, 24)  # UCS-2 digits + NUL (+ fp, lr on AArch64)
+    assert f"buffer of {digits} UCS-2 digits + NUL" in listing and f"{frame}-byte frame" in listing
+    assert f"{288 if arch == 'aarch64' else 264}-byte frame" in listing  # 128 digits + NUL for 64 bytes

@@ -32,7 +32,7 @@ from probe_emulator import (
 )
 
 from vmconform.facts import ProbeFacts
-from vmconform.probe import build_probe, parse_line, parse_lines
+from vmconform.probe import build_probe, parse_line, parse_lines, protocol
 from vmconform.probe.program import BOOTNEXT_OPTION, NEXT_PATH, VENDOR_GUID
 
 ARCHES = ("aarch64", "arm")
@@ -311,3 +311,14 @@ def test_fw_line_for_any_firmware(arch: str, nonce: str, st_sig: int, uefi_rev: 
         "rt_sig": f"{rt_sig:016X}", "vendor": vendor,
     }  # fmt: skip
     assert emu.services[-1] == "ResetSystem"
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+@pytest.mark.parametrize("mode", ["boot", "warm", "bootnext"])
+def test_every_line_starts_with_the_protocol_prefix(arch: str, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The program spells no line prefix itself: all of them come from protocol.PREFIX (through program.lines)."""
+    monkeypatch.setattr(protocol, "PREFIX", "XPROBE")
+    emu = run_probe(build_probe(arch, "pfx", mode=mode, facts=("tables", "time", "cpu")))
+    lines = emu.lines()
+    assert len(lines) >= 5 and all(line.startswith("XPROBE pfx ") for line in lines), lines
+    assert "VMCONFORM" not in emu.output

@@ -19,8 +19,9 @@ from __future__ import annotations
 from . import a32
 from .a32 import LR, PC, SP, R, Shift
 from .asm import Assembler, Rel
-from .lower_common import INVERSE, Lowering
+from .lower_common import INVERSE, Lowering, align
 from .program import (
+    HEX_BYTES_MAX,
     AddrOf,
     BinOp,
     Bswap32,
@@ -294,14 +295,23 @@ class _A32(Lowering):
         self.asm.insn(a32.add, reg, reg, ord("A") - ord("0") - 10, "hs")
         self.asm.insn(a32.add, reg, reg, ord("0"))
 
+    def helper_frame(self, buffer: int) -> int:
+        """Bytes a helper routine reserves below its pushed registers for `buffer`; SP stays 8-byte aligned."""
+        frame = align(buffer, self.STACK_ALIGNMENT)
+        if not a32.encodable(frame):
+            raise ValueError(f"helper frame of {frame} bytes is not an A32 immediate")
+        return frame
+
     def print_hex_routine(self) -> None:
         """print_hex(r0 = value, r1 = digits 1..8): the low digits of r0, upper-case, via OutputString."""
         asm = self.asm
         loop = asm.fresh_label("hex_loop")
+        frame = self.helper_frame(self.hex_buffer)
         asm.label(self.PRINT_HEX)
-        asm.comment("print_hex(r0=value, r1=digits); buffer of 8 UCS-2 digits + NUL at sp")
+        asm.comment(f"print_hex(r0=value, r1=digits); buffer of {self.hex_digits_max} UCS-2 digits + NUL at sp; "
+                    f"{frame}-byte frame")  # fmt: skip
         asm.insn(a32.push, R[4], LR)
-        asm.insn(a32.sub, SP, SP, 24)
+        asm.insn(a32.sub, SP, SP, frame)
         asm.insn(a32.mov, R[2], SP, comment="r2 = buffer start")
         asm.insn(a32.add, R[3], R[2], (R[1], Shift.LSL, 1), comment="r3 = end of the digits")
         asm.insn(a32.mov, R[4], 0)
@@ -315,19 +325,21 @@ class _A32(Lowering):
         asm.insn(a32.b, Rel(loop), "ne")
         asm.insn(a32.mov, R[1], R[2])
         self.output_string()
-        asm.insn(a32.add, SP, SP, 24)
+        asm.insn(a32.add, SP, SP, frame)
         asm.insn(a32.pop, R[4], PC)
 
     def print_hex_bytes_routine(self) -> None:
-        """print_hex_bytes(r0 = address, r1 = length, at most 64): two hex digits a byte, memory order."""
+        """print_hex_bytes(r0 = address, r1 = length, at most HEX_BYTES_MAX): two hex digits a byte, memory order."""
         asm = self.asm
         loop, done = asm.fresh_label("hb_loop"), asm.fresh_label("hb_done")
+        frame = self.helper_frame(self.hex_bytes_buffer)
         asm.label(self.PRINT_HEX_BYTES)
-        asm.comment("print_hex_bytes(r0=address, r1=length); buffer of 128 UCS-2 digits + NUL at sp")
+        asm.comment(f"print_hex_bytes(r0=address, r1=length); buffer of {2 * HEX_BYTES_MAX} UCS-2 digits + NUL at "
+                    f"sp; {frame}-byte frame")  # fmt: skip
         asm.insn(a32.push, R[4], R[5], R[7], LR)
-        asm.insn(a32.sub, SP, SP, 264)
-        asm.insn(a32.cmp, R[1], 64)
-        asm.insn(a32.mov, R[1], 64, "hi", comment="at most 64 bytes")
+        asm.insn(a32.sub, SP, SP, frame)
+        asm.insn(a32.cmp, R[1], HEX_BYTES_MAX)
+        asm.insn(a32.mov, R[1], HEX_BYTES_MAX, "hi", comment=f"at most {HEX_BYTES_MAX} bytes")
         asm.insn(a32.mov, R[2], SP, comment="r2 = output")
         asm.insn(a32.add, R[3], R[0], R[1], comment="r3 = end of the input")
         asm.label(loop)
@@ -346,5 +358,5 @@ class _A32(Lowering):
         asm.insn(a32.strh, R[4], R[2], comment="NUL terminator")
         asm.insn(a32.mov, R[1], SP)
         self.output_string()
-        asm.insn(a32.add, SP, SP, 264)
+        asm.insn(a32.add, SP, SP, frame)
         asm.insn(a32.pop, R[4], R[5], R[7], PC)

@@ -17,8 +17,9 @@ from __future__ import annotations
 from . import a64
 from .a64 import SP, WZR, Index, Shift, X
 from .asm import Assembler, Rel
-from .lower_common import INVERSE, Lowering
+from .lower_common import INVERSE, Lowering, align
 from .program import (
+    HEX_BYTES_MAX,
     AddrOf,
     BinOp,
     Bswap32,
@@ -48,9 +49,11 @@ POINTER_SIZE = 8
 MAX_REGISTER_ARGS = 8
 
 _IMAGE_HANDLE, _SYSTEM_TABLE, _CON_OUT = X[19], X[20], X[21]
+_CALLEE_SAVED = (_IMAGE_HANDLE, _SYSTEM_TABLE, _CON_OUT)  # set in the prologue, kept by every firmware call
 _ENTRY_ARG = {EntryArg.IMAGE_HANDLE: _IMAGE_HANDLE, EntryArg.SYSTEM_TABLE: _SYSTEM_TABLE}
 _FN = X[17]
 _POOL = tuple(X[9:16])
+_FRAME_RECORD = 16  # a frame starts with the saved fp and lr (AAPCS64 frame record)
 _OUTPUT_STRING = SIMPLE_TEXT_OUTPUT_PROTOCOL["OutputString"].offset(POINTER_SIZE)
 
 SYSTEM_REGISTERS = {
@@ -74,12 +77,17 @@ class _A64(Lowering):
 
     def prologue(self) -> None:
         asm = self.asm
-        asm.comment(f"efi_main(ImageHandle=x0, SystemTable=x1); save fp, lr, x19-x21; {self.frame_size} bytes "
-                    "of locals")  # fmt: skip
-        asm.insn(a64.stp, X[29], X[30], SP, -48, Index.PRE)
+        saved = align(_FRAME_RECORD + 8 * len(_CALLEE_SAVED), self.STACK_ALIGNMENT)
+        asm.comment(f"efi_main(ImageHandle=x0, SystemTable=x1); save fp, lr, x19-x21 ({saved} bytes); "
+                    f"{self.frame_size} bytes of locals")  # fmt: skip
+        asm.insn(a64.stp, X[29], X[30], SP, -saved, Index.PRE)
         asm.insn(a64.mov, X[29], SP)
-        asm.insn(a64.stp, X[19], X[20], SP, 16)
-        asm.insn(a64.str_, X[21], SP, 32)
+        for i in range(0, len(_CALLEE_SAVED), 2):
+            pair, offset = _CALLEE_SAVED[i : i + 2], _FRAME_RECORD + 8 * i
+            if len(pair) == 2:
+                asm.insn(a64.stp, pair[0], pair[1], SP, offset)
+            else:
+                asm.insn(a64.str_, pair[0], SP, offset)
         asm.insn(a64.mov, _IMAGE_HANDLE, X[0])
         asm.insn(a64.mov, _SYSTEM_TABLE, X[1])
         asm.insn(a64.ldr, _CON_OUT, _SYSTEM_TABLE, SYSTEM_TABLE["ConOut"].offset(POINTER_SIZE),
@@ -265,15 +273,21 @@ class _A64(Lowering):
         asm.label(decimal)
         asm.insn(a64.add_imm, reg, reg, ord("0"))
 
+    def helper_frame(self, buffer: int) -> int:
+        """The frame of a helper routine: the frame record (fp, lr), then `buffer` bytes; SP stays aligned."""
+        return align(_FRAME_RECORD + buffer, self.STACK_ALIGNMENT)
+
     def print_hex_routine(self) -> None:
         """print_hex(x0 = value, x1 = digits 1..16): the low digits of x0, upper-case, via OutputString."""
         asm = self.asm
         loop = asm.fresh_label("hex_loop")
+        frame = self.helper_frame(self.hex_buffer)
         asm.label(self.PRINT_HEX)
-        asm.comment("print_hex(x0=value, x1=digits); buffer of 16 UCS-2 digits + NUL at sp+16")
-        asm.insn(a64.stp, X[29], X[30], SP, -64, Index.PRE)
+        asm.comment(f"print_hex(x0=value, x1=digits); buffer of {self.hex_digits_max} UCS-2 digits + NUL at "
+                    f"sp+{_FRAME_RECORD}; {frame}-byte frame")  # fmt: skip
+        asm.insn(a64.stp, X[29], X[30], SP, -frame, Index.PRE)
         asm.insn(a64.mov, X[29], SP)
-        asm.insn(a64.add_imm, X[2], SP, 16, comment="x2 = buffer start")
+        asm.insn(a64.add_imm, X[2], SP, _FRAME_RECORD, comment="x2 = buffer start")
         asm.insn(a64.add_reg, X[3], X[2], X[1], Shift.LSL, 1, comment="x3 = end of the digits")
         asm.insn(a64.strh, WZR, X[3], comment="NUL terminator")
         asm.label(loop)
@@ -285,22 +299,24 @@ class _A64(Lowering):
         asm.insn(a64.b_cond, "ne", Rel(loop))
         asm.insn(a64.mov, X[1], X[2])
         self.output_string()
-        asm.insn(a64.ldp, X[29], X[30], SP, 64, Index.POST)
+        asm.insn(a64.ldp, X[29], X[30], SP, frame, Index.POST)
         asm.insn(a64.ret)
 
     def print_hex_bytes_routine(self) -> None:
-        """print_hex_bytes(x0 = address, x1 = length, at most 64): two hex digits a byte, memory order."""
+        """print_hex_bytes(x0 = address, x1 = length, at most HEX_BYTES_MAX): two hex digits a byte, memory order."""
         asm = self.asm
         loop, done, short = asm.fresh_label("hb_loop"), asm.fresh_label("hb_done"), asm.fresh_label("hb_short")
+        frame = self.helper_frame(self.hex_bytes_buffer)
         asm.label(self.PRINT_HEX_BYTES)
-        asm.comment("print_hex_bytes(x0=address, x1=length); buffer of 128 UCS-2 digits + NUL at sp+16")
-        asm.insn(a64.stp, X[29], X[30], SP, -288, Index.PRE)
+        asm.comment(f"print_hex_bytes(x0=address, x1=length); buffer of {2 * HEX_BYTES_MAX} UCS-2 digits + NUL at "
+                    f"sp+{_FRAME_RECORD}; {frame}-byte frame")  # fmt: skip
+        asm.insn(a64.stp, X[29], X[30], SP, -frame, Index.PRE)
         asm.insn(a64.mov, X[29], SP)
-        asm.insn(a64.cmp_imm, X[1], 64)
+        asm.insn(a64.cmp_imm, X[1], HEX_BYTES_MAX)
         asm.insn(a64.b_cond, "ls", Rel(short))
-        asm.insn(a64.movz, X[1], 64, comment="at most 64 bytes")
+        asm.insn(a64.movz, X[1], HEX_BYTES_MAX, comment=f"at most {HEX_BYTES_MAX} bytes")
         asm.label(short)
-        asm.insn(a64.add_imm, X[2], SP, 16, comment="x2 = output")
+        asm.insn(a64.add_imm, X[2], SP, _FRAME_RECORD, comment="x2 = output")
         asm.insn(a64.add_reg, X[3], X[0], X[1], comment="x3 = end of the input")
         asm.label(loop)
         asm.insn(a64.cmp_reg, X[0], X[3])
@@ -315,7 +331,7 @@ class _A64(Lowering):
         asm.insn(a64.b, Rel(loop))
         asm.label(done)
         asm.insn(a64.strh, WZR, X[2], comment="NUL terminator")
-        asm.insn(a64.add_imm, X[1], SP, 16)
+        asm.insn(a64.add_imm, X[1], SP, _FRAME_RECORD)
         self.output_string()
-        asm.insn(a64.ldp, X[29], X[30], SP, 288, Index.POST)
+        asm.insn(a64.ldp, X[29], X[30], SP, frame, Index.POST)
         asm.insn(a64.ret)

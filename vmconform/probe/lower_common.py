@@ -12,6 +12,7 @@ from typing import Any
 from .asm import Assembler
 from .program import (
     ENTRY_LABEL,
+    HEX_BYTES_MAX,
     Buf,
     CallService,
     Comment,
@@ -34,12 +35,13 @@ from .program import (
     While,
 )
 
-__all__ = ["Lowering", "INVERSE"]
+__all__ = ["Lowering", "INVERSE", "align"]
 
 INVERSE = {"eq": "ne", "ne": "eq", "lo": "hs", "hs": "lo", "hi": "ls", "ls": "hi"}
 
 
-def _align(value: int, alignment: int) -> int:
+def align(value: int, alignment: int) -> int:
+    """`value` rounded up to a multiple of `alignment`."""
     return value + -value % alignment
 
 
@@ -60,10 +62,25 @@ class Lowering:
         self.slots: dict[str, int] = {}
         offset = outgoing
         for local in program.locals():
-            offset = _align(offset, 8)
+            offset = align(offset, 8)
             self.slots[local.name] = offset
             offset += self.POINTER_SIZE if isinstance(local, Var) else local.size
-        self.frame_size = _align(offset, self.STACK_ALIGNMENT)
+        self.frame_size = align(offset, self.STACK_ALIGNMENT)
+
+    @property
+    def hex_digits_max(self) -> int:
+        """The most digits print_hex prints: a UINTN."""
+        return 2 * self.POINTER_SIZE
+
+    @property
+    def hex_buffer(self) -> int:
+        """Bytes of print_hex's output buffer: a UINTN's digits in UCS-2, then the NUL."""
+        return 2 * (self.hex_digits_max + 1)
+
+    @property
+    def hex_bytes_buffer(self) -> int:
+        """Bytes of print_hex_bytes' output buffer: two UCS-2 digits for each of HEX_BYTES_MAX bytes, then the NUL."""
+        return 2 * (2 * HEX_BYTES_MAX + 1)
 
     def slot(self, local: Var | Buf) -> int:
         return self.slots[local.name]
