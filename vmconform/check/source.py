@@ -1,13 +1,12 @@
 """Reading a disk image for `vmconform check`: raw files (sparse-aware), other formats through
-`qemu-img convert`, and in-memory images for tests. Reads never fail past the end: they come back short.
+`qemu-img convert` (`convert.py`), and in-memory images for tests. Reads never fail past the end: they
+come back short.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import tempfile
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from typing import Protocol
 from vmconform.image.sparse import SparseImage
 
 MIN_DISK_BYTES = 512
+HEAD_BYTES = 64 << 10
+"""Bytes of the file read to tell its format and parse a container header (one qcow2 cluster by default)."""
 
 # Magic numbers of the image formats qemu-img reads that are not raw (offset, bytes, name).
 _FORMATS = (
@@ -47,17 +48,27 @@ class Source(Protocol):
         """(offset, length) of every region that may hold non-zero bytes, in order."""
         ...
 
+    @property
+    def allocated(self) -> int:
+        """Bytes the image really occupies (what its cost budgets scale with), at most its size."""
+        ...
+
 
 class FileSource:
     """A raw image file; holes of a sparse file are skipped by `data_extents`."""
 
-    def __init__(self, fd: int, size: int) -> None:
+    def __init__(self, fd: int, size: int, allocated: int | None = None) -> None:
         self._fd = fd
         self._size = size
+        self._allocated = size if allocated is None else allocated
 
     @property
     def size(self) -> int:
         return self._size
+
+    @property
+    def allocated(self) -> int:
+        return self._allocated
 
     def read(self, offset: int, n: int) -> bytes:
         if offset < 0 or n <= 0 or offset >= self._size:
@@ -114,6 +125,10 @@ class MemorySource:
             return self.image.read(offset, n)
         return self.image[offset : offset + n]
 
+    @property
+    def allocated(self) -> int:
+        return sum(length for _offset, length in self.data_extents())
+
     def data_extents(self) -> Iterator[tuple[int, int]]:
         size = self.size
         if isinstance(self.image, SparseImage):
@@ -132,15 +147,36 @@ def detect_format(head: bytes) -> str:
     return "raw"
 
 
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _refuse_kind(path: Path, mode: int) -> None:
+    if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
+        raise DiskError(f"{path}: is {_kind(mode)}, not a disk image (check reads regular files and block devices)")
+
+
 @contextmanager
 def open_image(path: Path) -> Iterator[tuple[Source, str]]:
     """Open `path` as a disk: (source, format). Non-raw formats are converted to a temporary raw file.
 
-    Raises DiskError (one line naming the file) when it is missing, unreadable, not a regular file, too
-    small to hold a sector, or in a format qemu-img cannot convert.
+    Only a regular file or a block device is ever opened: a stat() first keeps device files with side
+    effects on open (a tape rewinding, a tty) closed, and the authoritative fstat() after the
+    non-blocking open decides (no time-of-check/time-of-use gap: everything after reads that one fd).
+    Raises DiskError (one line naming the file) when it is missing, unreadable, of another kind, too
+    small to hold a sector, names another file (backing, data file, extents), or is too big to convert.
     """
     try:
-        fd = os.open(path, os.O_RDONLY)
+        _refuse_kind(path, os.stat(path).st_mode)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise DiskError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -149,70 +185,33 @@ def open_image(path: Path) -> Iterator[tuple[Source, str]]:
         raise DiskError(f"{path}: cannot open ({e.strerror})") from None
     try:
         st = os.fstat(fd)
-        import stat
-
-        if stat.S_ISDIR(st.st_mode):
-            raise DiskError(f"{path}: is a directory, not a disk image")
+        _refuse_kind(path, st.st_mode)
         if stat.S_ISBLK(st.st_mode):
             size = os.lseek(fd, 0, os.SEEK_END)
-        elif stat.S_ISREG(st.st_mode):
-            size = st.st_size
+            allocated = size
         else:
-            raise DiskError(f"{path}: not a regular file or block device")
+            size = st.st_size
+            allocated = min(size, st.st_blocks * 512) if st.st_blocks else size
         try:
-            head = os.pread(fd, 512, 0)
+            head = os.pread(fd, HEAD_BYTES, 0)
         except OSError as e:
             raise DiskError(f"{path}: cannot read ({e.strerror})") from None
         fmt = detect_format(head)
         if fmt == "raw":
             if size < MIN_DISK_BYTES:
                 raise DiskError(f"{path}: {size} bytes is smaller than one 512-byte sector; not a disk image")
-            yield FileSource(fd, size), "raw"
+            yield FileSource(fd, size, allocated), "raw"
             return
+        from vmconform.check.convert import converted
+
+        with converted(path, fd, fmt, head, allocated) as raw:
+            rfd = os.open(raw, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                rst = os.fstat(rfd)
+                if rst.st_size < MIN_DISK_BYTES:
+                    raise DiskError(f"{path}: the {fmt} image's disk is {rst.st_size} bytes; not a disk")
+                yield FileSource(rfd, rst.st_size, min(rst.st_size, rst.st_blocks * 512)), fmt
+            finally:
+                os.close(rfd)
     finally:
         os.close(fd)
-    with _converted(path, fmt) as raw:
-        fd = os.open(raw, os.O_RDONLY)
-        try:
-            size = os.fstat(fd).st_size
-            if size < MIN_DISK_BYTES:
-                raise DiskError(f"{path}: the {fmt} image's disk is {size} bytes; not a disk")
-            yield FileSource(fd, size), fmt
-        finally:
-            os.close(fd)
-
-
-@contextmanager
-def _converted(path: Path, fmt: str) -> Iterator[Path]:
-    qemu_img = shutil.which("qemu-img")
-    if qemu_img is None:
-        raise DiskError(f"{path}: a {fmt} image needs qemu-img to read (install qemu-utils), or convert it to raw")
-    try:
-        info = subprocess.run(
-            [qemu_img, "info", "-f", fmt, "--output=json", str(path)], capture_output=True, text=True, timeout=60
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise DiskError(f"{path}: qemu-img info failed ({e})") from None
-    if info.returncode != 0:
-        why = (info.stderr.strip().splitlines() or ["no message"])[-1]
-        raise DiskError(f"{path}: qemu-img cannot read it as {fmt}: {why}")
-    if '"backing-filename"' in info.stdout:
-        raise DiskError(
-            f"{path}: the {fmt} image has a backing file, which check does not follow; "
-            "convert it to a standalone image first (qemu-img convert -O raw)"
-        )
-    with tempfile.TemporaryDirectory(prefix="vmconform-check-") as tmp:
-        raw = Path(tmp) / "disk.raw"
-        try:
-            proc = subprocess.run(
-                [qemu_img, "convert", "-f", fmt, "-O", "raw", str(path), str(raw)],
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise DiskError(f"{path}: qemu-img convert failed ({e})") from None
-        if proc.returncode != 0:
-            why = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-            raise DiskError(f"{path}: qemu-img cannot read it as {fmt}: {why}")
-        yield raw
