@@ -30,12 +30,12 @@ def test_reference_image_boots_and_reports_the_firmware(qemu, tmp_path):
     fwline = r.expect("FW")
     r.expect("END", "shutdown")
     r.expect_clean_poweroff()
-    assert [ln.key for ln in r.lines] == ["BOOT", "FW", "END"]
+    assert [ln.key for ln in r.lines] == ["BOOT", "FW", "SECUREBOOT", "END"]
     assert fwline.fields["st_sig"] == "5453595320494249"  # "IBI SYST"
     assert fwline.fields["rt_sig"] == "56524553544E5552"  # "RUNTSERV"
     assert int(fwline.fields["uefi_rev"], 16) >= 0x00020028  # UEFI 2.4 or later
     assert fwline.fields["vendor"] == "EDK II"
-    assert (tmp_path / "run" / "console.log").read_text().count(f"VMCONFORM {nonce} ") == 3
+    assert (tmp_path / "run" / "console.log").read_text().count(f"VMCONFORM {nonce} ") == 4
     assert "-nic none" in (tmp_path / "run" / "command.sh").read_text()
     t = r.timings
     assert (

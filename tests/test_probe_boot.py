@@ -59,7 +59,7 @@ def gpt_partition_guid(disk: Path, index: int = 0) -> UUID:
 def test_boot_fw_and_the_partition_the_image_came_from(entry: config.HypervisorEntry, arch: str,
                                                        tmp_path: Path) -> None:  # fmt: skip
     result, disk = boot_probe(entry, arch, tmp_path)
-    assert [ln.key for ln in result.lines] == ["BOOT", "FW", "END"]
+    assert [ln.key for ln in result.lines] == ["BOOT", "FW", "SECUREBOOT", "END"]
     result.expect("BOOT", arch)
     facts = ProbeFacts.from_lines(result.lines)
     assert facts.boot is not None and facts.firmware is not None
@@ -71,6 +71,9 @@ def test_boot_fw_and_the_partition_the_image_came_from(entry: config.HypervisorE
     fw = facts.firmware
     assert fw.st_signature_ok and fw.rt_signature_ok and fw.vendor == "EDK II"
     assert fw.uefi_revision >= 0x00020028  # UEFI 2.4 or later (FW-3)
+    sb = facts.secureboot  # Debian's AAVMF_VARS.fd / AAVMF32_VARS.fd: no keys enrolled, so setup mode
+    assert sb is not None and not sb.enforcing and sb.setup and sb.keys == (), [r.describe() for r in sb.readings]
+    assert sb.secure_boot.value in (0, None) and sb.setup_mode.attributes == 0x6  # BS|RT
     assert result.elapsed < 30
 
 

@@ -232,6 +232,7 @@ class FakeFirmware:
     times: tuple[bytes, ...] = (efi_time(second=0), efi_time(second=1))  # successive GetTime results
     get_time_status: str | None = None  # an ERRORS name to fail GetTime with
     set_time_status: str | None = None
+    variable_status: dict[str, str] = field(default_factory=dict)  # variable name -> an ERRORS name GetVariable gives
 
 
 @dataclass
@@ -437,15 +438,19 @@ class _Firmware:
         name, guid = _read_ucs2(self.uc, args[0]), self.guid(args[1])
         attr_ptr, size_ptr, data_ptr = args[2], args[3], args[4]
         call["text"], call["detail"] = name, guid
+        if name in self.fw.variable_status:
+            return self.arch.error(self.fw.variable_status[name])
         var = self.store.variables.get((name, guid))
         if var is None:
             return self.arch.error("NOT_FOUND")
         room = self.read_ptr(size_ptr)
         self.uc.mem_write(size_ptr, self.ptr(len(var.data)))
+        if attr_ptr:  # on EFI_SUCCESS and on EFI_BUFFER_TOO_SMALL (UEFI 2.10 §8.2.1)
+            self.uc.mem_write(attr_ptr, struct.pack("<I", var.attributes))
         if room < len(var.data):
             return self.arch.error("BUFFER_TOO_SMALL")
-        if attr_ptr:
-            self.uc.mem_write(attr_ptr, struct.pack("<I", var.attributes))
+        if not data_ptr:
+            return self.arch.error("INVALID_PARAMETER")
         self.uc.mem_write(data_ptr, var.data)
         return SUCCESS
 

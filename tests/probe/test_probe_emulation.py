@@ -53,6 +53,9 @@ def status(arch: str, code: int = 0) -> str:
     return f"{value:0{digits}X}"
 
 
+SECUREBOOT_CALLS = ["GetVariable"] * 8  # SecureBoot, SetupMode, AuditMode, DeployedMode, PK, KEK, db, dbx
+
+
 def facts_of(emu_output: str) -> ProbeFacts:
     return ProbeFacts.from_lines(parse_lines(emu_output))
 
@@ -60,13 +63,13 @@ def facts_of(emu_output: str) -> ProbeFacts:
 @pytest.mark.parametrize("arch", ARCHES)
 def test_boot_mode_calls_and_output(arch: str) -> None:
     emu = run_probe(build_probe(arch, "a1b2c3"))
-    assert emu.services == ["HandleProtocol", "HandleProtocol", "ResetSystem"]
-    li, dp, reset = (c for c in emu.calls if c.service != "OutputString")
+    assert emu.services == ["HandleProtocol", "HandleProtocol", *SECUREBOOT_CALLS, "ResetSystem"]
+    li, dp, *_, reset = (c for c in emu.calls if c.service != "OutputString")
     assert (li.args[0], li.detail) == (IMAGE_HANDLE, LOADED_IMAGE_GUID)
     assert (dp.args[0], dp.detail) == (DEVICE_HANDLE, DEVICE_PATH_GUID)
     assert reset.args[:4] == (2, 0, 0, 0)  # EfiResetShutdown, EFI_SUCCESS, DataSize 0, ResetData NULL
     lines = emu.lines()
-    assert [parse_line(line).key for line in lines] == ["BOOT", "FW", "END"]  # type: ignore[union-attr]
+    assert [parse_line(line).key for line in lines] == ["BOOT", "FW", "SECUREBOOT", "END"]  # type: ignore[union-attr]
     ok = status(arch)
     assert lines[0] == (
         f"VMCONFORM a1b2c3 BOOT {arch} image={ok} device={ok} devpath={disk_device_path().hex().upper()} "
@@ -75,7 +78,8 @@ def test_boot_mode_calls_and_output(arch: str) -> None:
     )
     assert lines[1] == ("VMCONFORM a1b2c3 FW st_sig=5453595320494249 uefi_rev=00020046 fw_rev=00010000 "
                         "rt_sig=56524553544E5552 vendor=EDK II")  # fmt: skip
-    assert lines[2] == "VMCONFORM a1b2c3 END shutdown"
+    assert lines[2].startswith(f"VMCONFORM a1b2c3 SECUREBOOT SecureBoot={status(arch, 14)} SecureBoot_attr=00000000 ")
+    assert lines[3] == "VMCONFORM a1b2c3 END shutdown"
     boot = facts_of(emu.output).boot
     assert boot is not None and boot.partition is not None
     assert (boot.partition.number, boot.partition.guid, boot.partition.start) == (1, PARTITION_GUID, 0x800)
@@ -108,7 +112,7 @@ def test_never_returns_when_reset_system_returns(arch: str) -> None:
 @pytest.mark.parametrize("arch", ARCHES)
 def test_no_loaded_image_no_device_path(arch: str) -> None:
     emu = run_probe(build_probe(arch, "n"), FakeFirmware(vendor=None, loaded_image=False))
-    assert emu.services == ["HandleProtocol", "ResetSystem"]
+    assert emu.services == ["HandleProtocol", *SECUREBOOT_CALLS, "ResetSystem"]
     boot, fw = (parse_line(line) for line in emu.lines()[:2])
     assert boot is not None and fw is not None
     assert boot.fields == {"image": status(arch, 3), "device": status(arch, 14)}  # UNSUPPORTED; NOT_FOUND
@@ -129,8 +133,8 @@ def test_tables_time_cpu(arch: str) -> None:
     t0, t1 = efi_time(second=58), efi_time(minute=21, second=0, nanosecond=5)
     fw = FakeFirmware(tables=tuple((g, b"\0" * 64) for g in guids), times=(t0, t1), set_time_status="DEVICE_ERROR")
     emu = run_probe(build_probe(arch, "t", facts=("tables", "time", "cpu")), fw)
-    assert emu.services == ["HandleProtocol", "HandleProtocol", "GetTime", "Stall", "GetTime", "SetTime",
-                            "ResetSystem"]  # fmt: skip
+    assert emu.services == ["HandleProtocol", "HandleProtocol", *SECUREBOOT_CALLS, "GetTime", "Stall", "GetTime",
+                            "SetTime", "ResetSystem"]  # fmt: skip
     calls = {c.service: c for c in emu.calls}
     assert calls["Stall"].args[0] == 1_000_000
     assert calls["GetTime"].args[1] == 0  # Capabilities: NULL
@@ -303,7 +307,8 @@ def test_fw_line_for_any_firmware(arch: str, nonce: str, st_sig: int, uefi_rev: 
                                   vendor: str) -> None:  # fmt: skip
     emu = run_probe(build_probe(arch, nonce), FakeFirmware(st_sig, uefi_rev, fw_rev, rt_sig, vendor))
     parsed = [parse_line(line) for line in emu.lines()]
-    assert [(p.nonce, p.key) for p in parsed if p] == [(nonce, "BOOT"), (nonce, "FW"), (nonce, "END")]
+    assert [(p.nonce, p.key) for p in parsed if p] == [(nonce, "BOOT"), (nonce, "FW"), (nonce, "SECUREBOOT"),
+                                                        (nonce, "END")]  # fmt: skip
     fw = parsed[1]
     assert fw is not None
     assert dict(fw.fields) == {
@@ -322,3 +327,71 @@ def test_every_line_starts_with_the_protocol_prefix(arch: str, mode: str, monkey
     lines = emu.lines()
     assert len(lines) >= 5 and all(line.startswith("XPROBE pfx ") for line in lines), lines
     assert "VMCONFORM" not in emu.output
+
+
+IMAGE_SECURITY_DATABASE = UUID("D719B2CB-3D3A-4596-A3BC-DAD00E67656F")
+AUTH_NV_BS_RT = 0x27  # NV | BS | RT | TIME_BASED_AUTHENTICATED_WRITE_ACCESS
+
+
+def secure_boot_store(secure_boot: int, setup_mode: int, keys: dict[str, int]) -> VariableStore:
+    """Mode variables (BS|RT, one byte) and key databases of the given sizes, as an EDK2 store holds them."""
+    store = VariableStore()
+    for name, value in (("SecureBoot", secure_boot), ("SetupMode", setup_mode), ("AuditMode", 0),
+                        ("DeployedMode", 0)):  # fmt: skip
+        store.variables[(name, GLOBAL)] = Variable(6, bytes([value]))
+    for name, size in keys.items():
+        guid = GLOBAL if name in ("PK", "KEK") else IMAGE_SECURITY_DATABASE
+        store.variables[(name, guid)] = Variable(AUTH_NV_BS_RT, bytes(size))
+    return store
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_secureboot_fact_of_an_enforcing_firmware(arch: str) -> None:
+    store = secure_boot_store(1, 0, {"PK": 857, "KEK": 1560, "db": 3143, "dbx": 76})
+    emu = run_probe(build_probe(arch, "sb"), store=store)
+    gets = [c for c in emu.calls if c.service == "GetVariable"]
+    assert [(c.text, c.detail) for c in gets] == [
+        ("SecureBoot", GLOBAL), ("SetupMode", GLOBAL), ("AuditMode", GLOBAL), ("DeployedMode", GLOBAL),
+        ("PK", GLOBAL), ("KEK", GLOBAL), ("db", IMAGE_SECURITY_DATABASE), ("dbx", IMAGE_SECURITY_DATABASE),
+    ]  # fmt: skip
+    assert [c.args[4] == 0 for c in gets] == [False] * 4 + [True] * 4  # the key databases: Data NULL (and size 0)
+    line = emu.lines()[2]
+    assert line == (
+        f"VMCONFORM sb SECUREBOOT SecureBoot={status(arch)} SecureBoot_attr=00000006 SecureBoot_size=00000001 "
+        f"SecureBoot_data=01 SetupMode={status(arch)} SetupMode_attr=00000006 SetupMode_size=00000001 "
+        f"SetupMode_data=00 AuditMode={status(arch)} AuditMode_attr=00000006 AuditMode_size=00000001 "
+        f"AuditMode_data=00 DeployedMode={status(arch)} DeployedMode_attr=00000006 DeployedMode_size=00000001 "
+        f"DeployedMode_data=00 PK={status(arch, 5)} PK_attr=00000027 PK_size=00000359 KEK={status(arch, 5)} "
+        f"KEK_attr=00000027 KEK_size=00000618 db={status(arch, 5)} db_attr=00000027 db_size=00000C47 "
+        f"dbx={status(arch, 5)} dbx_attr=00000027 dbx_size=0000004C"
+    )
+    sb = facts_of(emu.output).secureboot
+    assert sb is not None and sb.enforcing and not sb.setup and sb.mode == "user"
+    assert sb.keys == ("PK", "KEK", "db", "dbx") and (sb.pk.size, sb.db.size, sb.dbx.attributes) == (857, 3143, 0x27)
+    assert sb.summary() == "Secure Boot enforcing (user mode; PK, KEK, db, dbx set)"
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_secureboot_fact_in_setup_mode_and_with_errors(arch: str) -> None:
+    store = secure_boot_store(0, 1, {})
+    del store.variables[("AuditMode", GLOBAL)]
+    fw = FakeFirmware(variable_status={"DeployedMode": "DEVICE_ERROR", "dbx": "DEVICE_ERROR"})
+    emu = run_probe(build_probe(arch, "setup"), fw, store=store)
+    fields = parse_line(emu.lines()[2]).fields  # type: ignore[union-attr]
+    assert (fields["AuditMode"], fields["AuditMode_size"], fields["PK"], fields["PK_size"]) == (
+        status(arch, 14), "00000000", status(arch, 14), "00000000")  # fmt: skip
+    assert "AuditMode_data" not in fields and "DeployedMode_data" not in fields and fields["SetupMode_data"] == "01"
+    sb = facts_of(emu.output).secureboot
+    assert sb is not None and not sb.enforcing and sb.setup and sb.mode == "setup" and sb.keys == ()
+    assert sb.audit_mode.absent and sb.audit_mode.value is None and sb.deployed_mode.status.name == "EFI_DEVICE_ERROR"
+    assert [r.describe() for r in sb.readings] == [
+        "SecureBoot=0", "SetupMode=1", "AuditMode absent", "DeployedMode: EFI_DEVICE_ERROR", "PK absent",
+        "KEK absent", "db absent", "dbx: EFI_DEVICE_ERROR"]  # fmt: skip
+    assert sb.summary() == "Secure Boot not enforcing (setup mode; no keys)"
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_secureboot_fact_only_on_request_outside_the_boot_mode(arch: str) -> None:
+    keys = [[parse_line(ln).key for ln in run_probe(build_probe(arch, "w", mode="warm", facts=facts)).lines()]
+            for facts in ((), ("secureboot",))]  # type: ignore[union-attr]  # fmt: skip
+    assert "SECUREBOOT" not in keys[0] and keys[1][:3] == ["BOOT", "FW", "SECUREBOOT"]

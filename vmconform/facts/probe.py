@@ -1,4 +1,4 @@
-"""The probe's fact lines as typed values: BOOT, FW, TABLES, TIME, CPU and the DUMP blobs.
+"""The probe's fact lines as typed values: BOOT, FW, TABLES, TIME, CPU, SECUREBOOT and the DUMP blobs.
 
 The probe prints raw numbers and bytes (see `vmconform.probe.protocol`); this module gives them meaning:
 EFI_STATUS names (UEFI Specification 2.10 Appendix D), the EFI_TIME layout and its valid ranges (§8.3),
@@ -21,86 +21,22 @@ from vmconform.probe.uefi import KNOWN_GUIDS
 from . import acpi
 from .devicepath import DevicePathNode, HardDrive, file_path_text, hard_drive, parse_device_path
 from .fdt import Fdt, parse_fdt
+from .secureboot import SecureBootFact
 from .smbios import Smbios3EntryPoint, SmbiosStructure, parse_entry_point, parse_structures
+from .status import STATUS_NAMES, EfiStatus, FactError
+from .status import bytes_field as _bytes
+from .status import hex_field as _hex
+from .status import status_field as _status
 
 __all__ = [
     "FactError", "EfiStatus", "BootFact", "FirmwareFact", "TablesFact", "EfiTime", "TimeFact", "CpuFact", "Dump",
     "AcpiFacts", "ProbeFacts", "STATUS_NAMES", "guid_from_hex",
 ]  # fmt: skip
 
-STATUS_NAMES = {
-    0: "EFI_SUCCESS", 1: "EFI_LOAD_ERROR", 2: "EFI_INVALID_PARAMETER", 3: "EFI_UNSUPPORTED",
-    4: "EFI_BAD_BUFFER_SIZE", 5: "EFI_BUFFER_TOO_SMALL", 6: "EFI_NOT_READY", 7: "EFI_DEVICE_ERROR",
-    8: "EFI_WRITE_PROTECTED", 9: "EFI_OUT_OF_RESOURCES", 10: "EFI_VOLUME_CORRUPTED", 11: "EFI_VOLUME_FULL",
-    12: "EFI_NO_MEDIA", 13: "EFI_MEDIA_CHANGED", 14: "EFI_NOT_FOUND", 15: "EFI_ACCESS_DENIED",
-    16: "EFI_NO_RESPONSE", 17: "EFI_NO_MAPPING", 18: "EFI_TIMEOUT", 19: "EFI_NOT_STARTED",
-    20: "EFI_ALREADY_STARTED", 21: "EFI_ABORTED", 26: "EFI_SECURITY_VIOLATION", 27: "EFI_CRC_ERROR",
-}  # fmt: skip
-
-
-class FactError(ValueError):
-    """A probe line does not have the shape its key promises (names the line)."""
-
-
-def _hex(line: ProbeLine, name: str) -> int:
-    try:
-        return int(line.fields[name], 16)
-    except (KeyError, ValueError):
-        raise FactError(f"{line.key} line without a hex {name}= field: {line.raw!r}") from None
-
-
-def _bytes(line: ProbeLine, name: str) -> bytes:
-    try:
-        return bytes.fromhex(line.fields[name])
-    except (KeyError, ValueError):
-        raise FactError(f"{line.key} line without a hex-bytes {name}= field: {line.raw!r}") from None
-
 
 def guid_from_hex(text: str) -> UUID:
     """A GUID printed as its 16 bytes in memory order (EFI_GUID: the first three fields little-endian)."""
     return UUID(bytes_le=bytes.fromhex(text))
-
-
-@dataclass(frozen=True)
-class EfiStatus:
-    """An EFI_STATUS as printed: `digits` hex digits, 8 on 32-bit firmware, 16 on 64-bit."""
-
-    value: int
-    digits: int = 16
-
-    @classmethod
-    def parse(cls, text: str) -> EfiStatus:
-        return cls(int(text, 16), len(text))
-
-    @property
-    def is_error(self) -> bool:
-        return bool(self.value >> (4 * self.digits - 1))
-
-    @property
-    def code(self) -> int:
-        return self.value & ~(1 << (4 * self.digits - 1))
-
-    @property
-    def ok(self) -> bool:
-        return self.value == 0
-
-    @property
-    def name(self) -> str:
-        if self.is_error:
-            return STATUS_NAMES.get(self.code, f"EFI error {self.code:#x}")
-        return "EFI_SUCCESS" if self.value == 0 else f"EFI warning {self.value:#x}"
-
-    def __str__(self) -> str:
-        return self.name
-
-
-def _status(line: ProbeLine, name: str) -> EfiStatus:
-    if name not in line.fields:
-        raise FactError(f"{line.key} line without a status {name}= field: {line.raw!r}")
-    try:
-        return EfiStatus.parse(line.fields[name])
-    except ValueError:
-        raise FactError(f"{line.key} line: {name}={line.fields[name]!r} is not hex") from None
 
 
 @dataclass(frozen=True)
@@ -352,6 +288,7 @@ class ProbeFacts:
     time: TimeFact | None = None
     cpu: CpuFact | None = None
     dumps: Mapping[str, Dump] = field(default_factory=dict)
+    secureboot: SecureBootFact | None = None
 
     @classmethod
     def from_lines(cls, lines: Iterable[ProbeLine]) -> ProbeFacts:
@@ -366,6 +303,7 @@ class ProbeFacts:
             time=TimeFact.from_line(last["TIME"]) if "TIME" in last else None,
             cpu=CpuFact.from_line(last["CPU"], boot.arch if boot else "") if "CPU" in last else None,
             dumps=MappingProxyType(_dumps(lines)),
+            secureboot=SecureBootFact.from_line(last["SECUREBOOT"]) if "SECUREBOOT" in last else None,
         )
 
     def fdt(self) -> Fdt | None:

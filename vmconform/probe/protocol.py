@@ -28,6 +28,11 @@ Lines the probe prints (`vmconform.probe.program`; the host side is `vmconform.f
         HandleProtocol(ImageHandle, LoadedImage) and (DeviceHandle, DevicePath) statuses, the device path
         of the device the image came from (with its HD() node), LoadedImage->FilePath, and that path as text
     FW st_sig=<hex16> uefi_rev=<hex8> fw_rev=<hex8> rt_sig=<hex16> vendor=<text>
+    SECUREBOOT SecureBoot=<st> SecureBoot_attr=<hex8> SecureBoot_size=<hex8> [SecureBoot_data=<bytes>]
+        SetupMode=... AuditMode=... DeployedMode=... (the same four fields each; _data only when read)
+        PK=<st> PK_attr=<hex8> PK_size=<hex8> KEK=... db=... dbx=...   (facts "secureboot"; always in mode boot)
+        GetVariable of each mode variable into an 8-byte buffer (_size is 0 unless the variable exists), and of
+        each key database with DataSize 0: EFI_BUFFER_TOO_SMALL and its size when set, EFI_NOT_FOUND when not
     TABLES count=<hex8> <guid bytes>...                          (facts "tables")
     TIME get0=<st> t0=<EFI_TIME> stall=<st> get1=<st> t1=<EFI_TIME> set=<st>      (facts "time")
     CPU el= cntfrq= midr= pfr0= cntvct0= cntvct1=   (aarch64; arm: cpsr= cntfrq= midr= pfr1= ...; <hex16> each)

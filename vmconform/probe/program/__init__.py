@@ -14,6 +14,7 @@ module         what
 ``common``     `Target`: firmware calls, statuses, device-path and table walks, dumps, variables
 ``facts``      BOOT, FW, TABLES, TIME, CPU
 ``dumps``      DUMP of the DTB, ACPI and SMBIOS 3 tables
+``secureboot`` SECUREBOOT: the Secure Boot mode variables and whether PK, KEK, db, dbx are set
 ``nvram``      the flows across resets: NVRAM (warm, cold, power) and BootNext
 =============  =====================================================================================
 """
@@ -75,16 +76,17 @@ from .nvram import (
     next_boot,
     nvram,
 )
+from .secureboot import KEY_VARIABLES, MODE_VARIABLES, secureboot
 
 __all__ = [
-    "EntryArg", "Const", "Load", "Mem", "Var", "Buf", "AddrOf", "DataRef", "BinOp", "Bswap32", "Value",
-    "Blob", "NonceName", "NonceBytes", "DataItem",
-    "Text", "NonceText", "Hex", "HexBytes", "FirmwareString", "Part",
-    "Cond", "Print", "CallService", "Set", "Store", "If", "While", "ReadCpu", "Comment", "Halt", "Step",
-    "Program", "line", "line_start", "line_items", "line_value", "LINE_END", "probe_program", "DataArea",
-    "MODES", "FACTS", "HEX_BYTES_MAX", "HEX_DIGITS_MAX", "DUMP_MAX", "DEVICE_PATH_MAX", "DATA_BUFFER", "NV_BS_RT",
-    "NONCE_LABEL", "ENTRY_LABEL", "VENDOR_GUID", "NV_VARIABLE_PREFIX", "VOLATILE_VARIABLE_PREFIX",
-    "BOOTNEXT_OPTION", "NEXT_PATH", "NEXT_DESCRIPTION", "CPU_REGISTERS", "COUNTER_REGISTER", "ucs2z", "Target",
+    "EntryArg", "Const", "Load", "Mem", "Var", "Buf", "AddrOf", "DataRef", "BinOp", "Bswap32", "Value", "Blob",
+    "NonceName", "NonceBytes", "DataItem", "Text", "NonceText", "Hex", "HexBytes", "FirmwareString", "Part", "Cond",
+    "Print", "CallService", "Set", "Store", "If", "While", "ReadCpu", "Comment", "Halt", "Step", "Program", "line",
+    "line_start", "line_items", "line_value", "LINE_END", "probe_program", "DataArea", "MODES", "FACTS",
+    "DEFAULT_FACTS", "KEY_VARIABLES", "MODE_VARIABLES", "HEX_BYTES_MAX", "HEX_DIGITS_MAX", "DUMP_MAX",
+    "DEVICE_PATH_MAX", "DATA_BUFFER", "NV_BS_RT", "NONCE_LABEL", "ENTRY_LABEL", "VENDOR_GUID", "NV_VARIABLE_PREFIX",
+    "VOLATILE_VARIABLE_PREFIX", "BOOTNEXT_OPTION", "NEXT_PATH", "NEXT_DESCRIPTION", "CPU_REGISTERS",
+    "COUNTER_REGISTER", "ucs2z", "Target",
 ]  # fmt: skip
 
 MODES = ("boot", "warm", "cold", "power", "bootnext", "next")
@@ -93,14 +95,19 @@ ResetSystem(EfiResetWarm/EfiResetCold/EfiResetShutdown); phase 2 checks and clea
 a Boot#### option for NEXT_PATH and BootNext, then resets cold. next: the probe at NEXT_PATH (reports BootCurrent,
 deletes the option)."""
 
-FACTS = ("tables", "time", "cpu", "dump")
-"""Optional fact groups: TABLES, TIME (+ the 1 s stall), CPU, and DUMP of the DTB, ACPI and SMBIOS3 tables."""
+FACTS = ("tables", "time", "cpu", "dump", "secureboot")
+"""Optional fact groups: TABLES, TIME (+ the 1 s stall), CPU, DUMP of the DTB, ACPI and SMBIOS3 tables, and
+SECUREBOOT (also in every boot-mode probe: DEFAULT_FACTS)."""
+
+DEFAULT_FACTS = {"boot": ("secureboot",)}
+"""Facts a mode reports even when not asked: the boot-mode probe (the one every case boots) says whether the
+firmware enforces Secure Boot, for 8 GetVariable calls and one line."""
 
 
 def probe_program(arch: str, pointer_size: int = 8, mode: str = "boot", facts: Collection[str] = ()) -> Program:
     """The probe for `arch`: BOOT, FW, the optional `facts`, then what `mode` asks; it never returns.
 
-    mode is one of MODES, facts a subset of FACTS.
+    mode is one of MODES, facts a subset of FACTS; the mode's DEFAULT_FACTS come whether asked or not.
     """
     if mode not in MODES:
         raise ValueError(f"unknown probe mode {mode!r}; known: {', '.join(MODES)}")
@@ -111,6 +118,8 @@ def probe_program(arch: str, pointer_size: int = 8, mode: str = "boot", facts: C
         raise ValueError(f"no probe program for {arch!r}")
     fw = Target(arch, pointer_size)
     steps: list[Step] = [*boot(fw), firmware(fw)]
+    if "secureboot" in facts or "secureboot" in DEFAULT_FACTS.get(mode, ()):
+        steps += secureboot(fw)
     if "tables" in facts:
         steps += tables(fw)
     if "time" in facts or "cpu" in facts:
