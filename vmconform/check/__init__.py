@@ -4,8 +4,10 @@
     print(report.table()); sys.exit(report.exit_status)
 
 Each row is one rule (`CHECKS`), with its clause, the clause's level (from `vmconform.clauses`),
-a verdict (pass / fail / skip: not decidable because an earlier rule failed) and the evidence.
-Exit status: 0 when no MUST-level row fails, 1 when one does (2 is the CLI's, for DiskError).
+a verdict (pass / fail / skip: not decidable because an earlier rule failed / error: not decided
+because a cost budget stopped the check, see budget.py) and the evidence.
+Exit status: 0 when every MUST-level row holds, 1 when one fails or could not be decided (2 is the
+CLI's, for DiskError). The text table escapes control characters read from the image (text.py).
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from vmconform import clauses as cl
-from vmconform.check.rules import CHECK_DEFS, CHECKS, FAIL, PASS, SKIP, CheckDef, Checker, Row
+from vmconform.check.rules import CHECK_DEFS, CHECKS, ERROR, FAIL, PASS, SKIP, CheckDef, Checker, Row
 from vmconform.check.source import DiskError, MemorySource, Source, open_image
+from vmconform.check.text import printable
 
 __all__ = [
     "CHECKS",
     "CHECK_DEFS",
     "CheckDef",
     "DiskError",
+    "ERROR",
     "FAIL",
     "MemorySource",
     "PASS",
@@ -67,16 +71,24 @@ class Report:
         return tuple(r for r in self.failed if level_of(r.clause) != cl.MUST)
 
     @property
+    def must_errors(self) -> tuple[Row, ...]:
+        """MUST rows not decided: a cost budget stopped the check before it could tell."""
+        return tuple(r for r in self.rows if r.verdict == ERROR and level_of(r.clause) == cl.MUST)
+
+    @property
     def exit_status(self) -> int:
-        return 1 if self.must_failures else 0
+        return 1 if self.must_failures or self.must_errors else 0
 
     def verdict(self, check_id: str) -> str:
         return next(r.verdict for r in self.rows if r.id == check_id)
 
     def clause_verdict(self, clause: str) -> str:
-        """fail if any of the clause's rows fails; skip if all were skipped; else pass."""
+        """fail if any of the clause's rows fails; else error if one was not decided; skip if all were
+        skipped; else pass."""
         verdicts = {r.verdict for r in self.rows if r.clause == clause}
-        return FAIL if FAIL in verdicts else SKIP if verdicts == {SKIP} else PASS
+        if FAIL in verdicts:
+            return FAIL
+        return ERROR if ERROR in verdicts else SKIP if verdicts == {SKIP} else PASS
 
     def failed_ids(self) -> tuple[str, ...]:
         return tuple(r.id for r in self.failed)
@@ -90,6 +102,7 @@ class Report:
             "sector_size_from": self.sector_size_note,
             "exit_status": self.exit_status,
             "must_failures": [r.id for r in self.must_failures],
+            "must_errors": [r.id for r in self.must_errors],
             "warnings": [r.id for r in self.warnings],
             "clauses": {clause: self.clause_verdict(clause) for clause in dict.fromkeys(c.clause for c in CHECK_DEFS)},
             "rows": [
@@ -111,18 +124,22 @@ class Report:
     def table(self) -> str:
         size = _human(self.size)
         lines = [
-            f"{self.image}: {self.format}, {size}, {self.sector_size}-byte sectors ({self.sector_size_note})",
+            f"{printable(self.image)}: {self.format}, {size}, {self.sector_size}-byte sectors "
+            f"({self.sector_size_note})",
             "",
             f"{'CLAUSE':<6} {'LEVEL':<6} {'VERDICT':<7} {'CHECK':<22} EVIDENCE",
         ]
         for r in self.rows:
             level = "MUST" if level_of(r.clause) == cl.MUST else "SHOULD"
-            verdict = r.verdict.upper() if r.verdict == FAIL else r.verdict
+            verdict = r.verdict.upper() if r.verdict in (FAIL, ERROR) else r.verdict
             lines.append(f"{r.clause:<6} {level:<6} {verdict:<7} {r.id:<22} {_one_line(r.evidence)}")
         lines.append("")
         if self.must_failures:
             clauses = ", ".join(dict.fromkeys(r.clause for r in self.must_failures))
             lines.append(f"result: FAIL: {len(self.must_failures)} MUST rule(s) broken ({clauses})")
+        elif self.must_errors:
+            ids = ", ".join(r.id for r in self.must_errors)
+            lines.append(f"result: INCOMPLETE: {len(self.must_errors)} MUST rule(s) not decided within budget ({ids})")
         else:
             lines.append("result: pass: every MUST rule holds")
         if self.warnings:
@@ -133,7 +150,7 @@ class Report:
 
 
 def _one_line(text: str, width: int = 160) -> str:
-    text = " ".join(text.split())
+    text = printable(" ".join(text.split(" ")))
     return text if len(text) <= width else text[: width - 3] + "..."
 
 

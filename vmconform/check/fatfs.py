@@ -2,21 +2,23 @@
 §3 BPB, §3.5 FAT type by cluster count, §4 FAT entries, §5 FSInfo, §6 directory entries, §7 long names).
 
 Written separately from the generator (`vmconform.image.fat`) so that checking generated images is a
-real test of both. Every loop is bounded: cluster chains by a visited set and the volume's cluster
-count, directories by 65,536 entries, the tree by a directory budget.
+real test of both. Every loop is bounded: directories by 65,536 entries, and every read, FAT link and
+parsed entry is charged to a `Budget` (budget.py) that stops the phase when the image asks for too much.
+Long names are taken as EDK2's FAT driver takes them (FatPkg, FatLoadLongNameEntry): a name the firmware
+would not see is not seen here either. The tree walk is in fatwalk.py.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from vmconform.check.budget import Budget
 from vmconform.check.source import Source
 
 MAX_DIR_ENTRIES = 65536  # fatgen103 §6: a directory holds at most 65,536 32-byte entries
-MAX_DIRECTORIES = 4096
-MAX_FILES = 65536
-MAX_CHAIN = 1 << 22
+MAX_LFN_ENTRIES = 20  # 20 x 13 = 260 characters; EDK2 stops there too
+LFN_LAST = 0x40
 ATTR_LONG_NAME = 0x0F
 ATTR_DIRECTORY = 0x10
 ATTR_VOLUME_ID = 0x08
@@ -130,6 +132,8 @@ class DirEntry:
     attr: int
     first_cluster: int
     size: int
+    lfn_problem: str = ""
+    """Why long-name entries just before this one were not taken as its name (empty: none, or none there)."""
 
     @property
     def is_dir(self) -> bool:
@@ -141,22 +145,8 @@ class DirEntry:
         return self.name.upper() == want or self.short.upper() == want
 
 
-@dataclass
-class FileRecord:
-    path: str
-    entry: DirEntry
-
-
-@dataclass
-class TreeWalk:
-    files: list[FileRecord] = field(default_factory=list)
-    directories: list[FileRecord] = field(default_factory=list)
-    tree_problems: list[str] = field(default_factory=list)
-    chain_problems: list[str] = field(default_factory=list)
-    truncated: bool = False
-
-
-def _lfn_checksum(short: bytes) -> int:
+def lfn_checksum(short: bytes) -> int:
+    """fatgen103 §7: the checksum of the 11-byte short name that each long-name entry carries."""
     total = 0
     for byte in short:
         total = (((total & 1) << 7) + (total >> 1) + byte) & 0xFF
@@ -176,34 +166,75 @@ def _short_display(raw: bytes, nt_res: int) -> str:
     return f"{base}.{ext}" if ext else base
 
 
-class FatFs:
-    """A FAT volume at byte `offset` of `source`, described by `bpb` (whose `problems()` must be empty)."""
+def long_name(raw: bytes | memoryview, pos: int, short: bytes) -> tuple[str | None, str]:
+    """The long name of the short entry at byte `pos` of the directory `raw`, as EDK2 reads it: walking
+    back from the entry, ordinal 1, 2, ... up to the one flagged last (0x40), each entry with attributes
+    exactly 0x0F, first cluster 0, the short name's checksum, at most 20 entries; 13 UCS-2 characters each,
+    the name ending at the first NUL. (None, why) when the entries before it are not such a sequence
+    (why is empty when there are no long-name entries at all): the firmware then sees the short name."""
+    want = lfn_checksum(short)
+    chars: list[bytes] = []
+    ordinal = 1
+    at = pos - 32
+    while True:
+        if at < 0 or ordinal > MAX_LFN_ENTRIES:
+            return None, "" if ordinal == 1 else f"the sequence has no entry flagged last within {ordinal - 1}"
+        rec = bytes(raw[at : at + 32])
+        if rec[11] != ATTR_LONG_NAME or (ordinal == 1 and rec[0] == 0xE5):
+            if ordinal == 1:
+                return None, ""
+            return None, f"long-name entry {ordinal} is missing (found a non-long-name entry)"
+        if rec[26:28] != b"\0\0":
+            return None, f"long-name entry {ordinal} has a non-zero first-cluster field"
+        if rec[13] != want:
+            return None, f"long-name entry with checksum {rec[13]:#04x}, the short name's is {want:#04x}"
+        if rec[0] & ~LFN_LAST & 0xFF != ordinal:
+            return None, f"long-name entry ordinal {rec[0]:#04x} where ordinal {ordinal} belongs (out of order)"
+        chars.append(rec[1:11] + rec[14:26] + rec[28:32])
+        if rec[0] & LFN_LAST:
+            break
+        ordinal += 1
+        at -= 32
+    text = b"".join(chars).decode("utf-16-le", errors="replace").split("\0", 1)[0]
+    return (text, "") if text else (None, "the long name is empty")
 
-    def __init__(self, source: Source, offset: int, bpb: Bpb) -> None:
+
+class FatFs:
+    """A FAT volume at byte `offset` of `source`, described by `bpb` (whose `problems()` must be empty).
+
+    Every read, FAT link and parsed entry is charged to `budget` (which raises BudgetExceeded when spent);
+    `budget.where` is kept pointing at what is being read, for the evidence.
+    """
+
+    def __init__(self, source: Source, offset: int, bpb: Bpb, budget: Budget) -> None:
         self.src = source
         self.offset = offset
         self.bpb = bpb
+        self.budget = budget
         self._fat_cache: dict[int, bytes] = {}
+
+    def read(self, offset: int, n: int) -> bytes:
+        self.budget.read(n)
+        return self.src.read(offset, n)
 
     # -- FAT
 
     def _fat_bytes(self, byte_offset: int, n: int) -> bytes:
         bps = self.bpb.bytes_per_sector
-        out = b""
-        while len(out) < n:
-            sector = (byte_offset + len(out)) // bps
-            block = self._fat_cache.get(sector)
-            if block is None:
-                base = self.offset + self.bpb.reserved_sectors * bps
-                block = self.src.read(base + sector * bps, bps).ljust(bps, b"\0")
-                if len(self._fat_cache) > 4096:
-                    self._fat_cache.clear()
-                self._fat_cache[sector] = block
-            start = (byte_offset + len(out)) % bps
-            out += block[start : start + n - len(out)]
-        return out
+        sector, start = divmod(byte_offset, bps)
+        block = self._fat_cache.get(sector)
+        if block is None:
+            base = self.offset + self.bpb.reserved_sectors * bps
+            block = self.read(base + sector * bps, bps).ljust(bps, b"\0")
+            if len(self._fat_cache) > 4096:
+                self._fat_cache.clear()
+            self._fat_cache[sector] = block
+        if start + n <= bps:
+            return block[start : start + n]
+        return block[start:] + self._fat_bytes((sector + 1) * bps, start + n - bps)  # a FAT12 entry across sectors
 
     def next_cluster(self, cluster: int) -> int:
+        self.budget.cluster()
         bits = self.bpb.entry_bits
         if bits == 32:
             return int.from_bytes(self._fat_bytes(cluster * 4, 4), "little") & 0x0FFFFFFF
@@ -218,27 +249,35 @@ class FatFs:
     def in_range(self, cluster: int) -> bool:
         return 2 <= cluster <= self.bpb.cluster_count + 1
 
-    def chain(self, first: int, limit: int = MAX_CHAIN) -> tuple[list[int], str | None]:
-        """The cluster chain from `first` (at most `limit` clusters) and what is wrong with it, if anything."""
+    def chain(
+        self, first: int, limit: int, owner: dict[int, int] | None = None, me: int = -1
+    ) -> tuple[list[int], str | None, int]:
+        """The cluster chain from `first` (at most `limit` clusters), what is wrong with it, and with `owner`
+        (cluster -> owner id, filled as clusters are claimed for `me`) the id of the owner it ran into
+        (-1: none). The chain stops at a cluster already seen: in itself (a loop) or in another owner's
+        chain (cross-linked), so a run shared by many files or directories is followed once."""
         if not self.in_range(first):
-            return [], f"first cluster {first} outside 2..{self.bpb.cluster_count + 1}"
-        seen: set[int] = set()
+            return [], f"first cluster {first} outside 2..{self.bpb.cluster_count + 1}", -1
+        seen: dict[int, int] = {} if owner is None else owner
         out: list[int] = []
         cluster = first
         while True:
-            if cluster in seen:
-                return out, f"loops back to cluster {cluster} after {len(out)} clusters"
-            seen.add(cluster)
+            other = seen.get(cluster)
+            if other is not None:
+                if other == me:
+                    return out, f"loops back to cluster {cluster} after {len(out)} clusters", -1
+                return out, f"cluster {cluster} also belongs to", other
+            seen[cluster] = me
             out.append(cluster)
             if len(out) >= limit:
-                return out, None
+                return out, None, -1
             value = self.next_cluster(cluster)
             if self.is_eoc(value):
-                return out, None
+                return out, None, -1
             if value == 0:
-                return out, f"cluster {cluster} is marked free in the middle of the chain"
+                return out, f"cluster {cluster} is marked free in the middle of the chain", -1
             if not self.in_range(value):
-                return out, f"cluster {cluster} points to {value:#x}, outside the volume"
+                return out, f"cluster {cluster} points to {value:#x}, outside the volume", -1
             cluster = value
 
     def cluster_offset(self, cluster: int) -> int:
@@ -251,135 +290,54 @@ class FatFs:
         if size == 0:
             return b"", None
         need = -(-size // self.bpb.cluster_bytes)
-        clusters, problem = self.chain(entry.first_cluster, need)
+        clusters, problem, _other = self.chain(entry.first_cluster, need)
         if len(clusters) < need:
             return None, problem or f"the chain ends after {len(clusters)} of {need} clusters"
-        data = b"".join(self.src.read(self.cluster_offset(c), self.bpb.cluster_bytes) for c in clusters)
+        data = b"".join(self.read(self.cluster_offset(c), self.bpb.cluster_bytes) for c in clusters)
         if len(data) < size:
             return None, "the file's clusters lie past the end of the image"
         return data[:size], None
 
     # -- directories
 
-    def _root_raw(self) -> tuple[bytes, str | None]:
+    def dir_raw(
+        self, first_cluster: int | None, owner: dict[int, int] | None = None, me: int = -1
+    ) -> tuple[bytes, str | None, int]:
+        """The bytes of the root (None) or of the directory at `first_cluster` (at most 65,536 entries),
+        a chain problem if any, and the owner its chain ran into (see `chain`)."""
         bpb = self.bpb
-        if bpb.structure == 32:
-            return self._chain_raw(bpb.root_cluster)
-        start = self.offset + (bpb.reserved_sectors + bpb.num_fats * bpb.fat_size) * bpb.bytes_per_sector
-        return self.src.read(start, min(bpb.root_entry_count, MAX_DIR_ENTRIES) * 32), None
+        if first_cluster is None and bpb.structure != 32:
+            start = self.offset + (bpb.reserved_sectors + bpb.num_fats * bpb.fat_size) * bpb.bytes_per_sector
+            return self.read(start, min(bpb.root_entry_count, MAX_DIR_ENTRIES) * 32), None, -1
+        first = bpb.root_cluster if first_cluster is None else first_cluster
+        limit = max(1, MAX_DIR_ENTRIES * 32 // bpb.cluster_bytes)
+        clusters, problem, other = self.chain(first, limit, owner, me)
+        data = b"".join(self.read(self.cluster_offset(c), bpb.cluster_bytes) for c in clusters)
+        return data, problem, other
 
-    def _chain_raw(self, first: int) -> tuple[bytes, str | None]:
-        limit = max(1, MAX_DIR_ENTRIES * 32 // self.bpb.cluster_bytes)
-        clusters, problem = self.chain(first, limit)
-        data = b"".join(self.src.read(self.cluster_offset(c), self.bpb.cluster_bytes) for c in clusters)
-        return data, problem
+    def parse_dir(self, raw: bytes) -> list[DirEntry]:
+        """The short entries of a directory's bytes (up to the end marker), with their names as EDK2 sees them."""
+        entries: list[DirEntry] = []
+        view = memoryview(raw)
+        for pos in range(0, min(len(raw), MAX_DIR_ENTRIES * 32) - 31, 32):
+            self.budget.entry()
+            first, attr = raw[pos], raw[pos + 11]
+            if first == 0x00:
+                break
+            if first == 0xE5 or attr & ATTR_VOLUME_ID:  # deleted, a long-name entry or the volume label
+                continue
+            short_raw = raw[pos : pos + 11]
+            short = _short_display(short_raw, raw[pos + 12])
+            lfn, why = long_name(view, pos, short_raw)
+            hi, lo, size = struct.unpack_from("<H4xHI", raw, pos + 20)
+            cluster = (hi << 16 | lo) if self.bpb.structure == 32 else lo
+            entries.append(DirEntry(lfn or short, short, attr, cluster, size, why))
+        return entries
 
     def read_dir(self, first_cluster: int | None) -> tuple[list[DirEntry], str | None]:
         """Entries of the root (None) or of the directory at `first_cluster`, and a chain problem if any."""
-        raw, problem = self._root_raw() if first_cluster is None else self._chain_raw(first_cluster)
-        entries: list[DirEntry] = []
-        lfn: dict[int, bytes] = {}
-        lfn_sum = -1
-        for pos in range(0, min(len(raw), MAX_DIR_ENTRIES * 32) - 31, 32):
-            rec = raw[pos : pos + 32]
-            first = rec[0]
-            if first == 0x00:
-                break
-            if first == 0xE5:
-                lfn.clear()
-                continue
-            attr = rec[11]
-            if attr & 0x3F == ATTR_LONG_NAME:
-                ordinal = first & 0x1F
-                if first & 0x40:
-                    lfn = {}
-                    lfn_sum = rec[13]
-                if rec[13] == lfn_sum and 1 <= ordinal <= 20:
-                    lfn[ordinal] = rec[1:11] + rec[14:26] + rec[28:32]
-                continue
-            if attr & ATTR_VOLUME_ID:
-                lfn.clear()
-                continue
-            short = _short_display(rec[0:11], rec[12])
-            name = short
-            if lfn and lfn_sum == _lfn_checksum(rec[0:11]) and sorted(lfn) == list(range(1, len(lfn) + 1)):
-                units = b"".join(lfn[i] for i in sorted(lfn))
-                text = units.decode("utf-16-le", errors="replace")
-                name = text.split("\0", 1)[0]
-            lfn.clear()
-            hi, lo = struct.unpack_from("<H", rec, 20)[0], struct.unpack_from("<H", rec, 26)[0]
-            cluster = (hi << 16 | lo) if self.bpb.structure == 32 else lo
-            (size,) = struct.unpack_from("<I", rec, 28)
-            entries.append(DirEntry(name, short, attr, cluster, size))
-        return entries, problem
-
-    def walk(self, max_files: int = MAX_FILES) -> TreeWalk:
-        """Every file and directory below the root, with tree (loop) and chain problems; always terminates."""
-        walk = TreeWalk()
-        root_key = self.bpb.root_cluster if self.bpb.structure == 32 else 0
-        visited: dict[int, str] = {root_key: "\\"}
-        queue: list[tuple[str, int | None]] = [("", None)]
-        owner: dict[int, str] = {}
-        while queue:
-            if len(walk.directories) >= MAX_DIRECTORIES or len(walk.files) >= max_files:
-                walk.truncated = True
-                break
-            path, cluster = queue.pop(0)
-            entries, problem = self.read_dir(cluster)
-            if problem:
-                where = path or "\\"
-                walk.chain_problems.append(f"directory {where}: {problem}")
-            if cluster is not None:
-                self._claim(cluster, path, owner, walk)
-            for entry in entries:
-                if entry.short in (".", ".."):
-                    continue
-                child = f"{path}\\{entry.name}"
-                if entry.is_dir:
-                    key = entry.first_cluster
-                    if key == 0 or key in visited:
-                        target = visited.get(key, "\\")
-                        walk.tree_problems.append(f"{child} points at cluster {key}, already {target}: a loop")
-                        continue
-                    if not self.in_range(key):
-                        walk.chain_problems.append(f"directory {child}: first cluster {key} outside the volume")
-                        continue
-                    visited[key] = child
-                    walk.directories.append(FileRecord(child, entry))
-                    queue.append((child, key))
-                else:
-                    walk.files.append(FileRecord(child, entry))
-                    self._check_file_chain(child, entry, owner, walk)
-        return walk
-
-    def _claim(self, first: int, path: str, owner: dict[int, str], walk: TreeWalk) -> None:
-        clusters, _problem = self.chain(first, MAX_DIR_ENTRIES)
-        for c in clusters:
-            other = owner.setdefault(c, path)
-            if other != path:
-                walk.chain_problems.append(f"{path}: cluster {c} also belongs to {other} (cross-linked)")
-                return
-
-    def _check_file_chain(self, path: str, entry: DirEntry, owner: dict[int, str], walk: TreeWalk) -> None:
-        need = -(-entry.size // self.bpb.cluster_bytes) if self.bpb.cluster_bytes else 0
-        if need == 0:
-            if entry.first_cluster not in (0,) and not self.in_range(entry.first_cluster):
-                walk.chain_problems.append(f"{path}: empty file with first cluster {entry.first_cluster}")
-            return
-        clusters, problem = self.chain(entry.first_cluster, need + 1)
-        if problem:
-            walk.chain_problems.append(f"{path}: chain {problem}")
-        elif len(clusters) < need:
-            walk.chain_problems.append(
-                f"{path}: {entry.size} bytes need {need} clusters, the chain has {len(clusters)}"
-            )
-        elif len(clusters) > need:
-            walk.chain_problems.append(f"{path}: the chain is longer than the {need} clusters {entry.size} bytes need")
-        for c in clusters:
-            other = owner.setdefault(c, path)
-            if other != path:
-                walk.chain_problems.append(f"{path}: cluster {c} also belongs to {other} (cross-linked)")
-                break
+        raw, problem, _other = self.dir_raw(first_cluster)
+        return self.parse_dir(raw), problem
 
     def lookup(self, components: tuple[str, ...]) -> tuple[DirEntry | None, str]:
         """Find a path case-insensitively; (entry, the path as stored) or (None, how far it got)."""
@@ -387,6 +345,7 @@ class FatFs:
         stored = ""
         found: DirEntry | None = None
         for depth, name in enumerate(components):
+            self.budget.where = stored or "\\"
             entries, _problem = self.read_dir(cluster)
             found = next((e for e in entries if e.matches(name) and e.short not in (".", "..")), None)
             if found is None:
@@ -398,6 +357,15 @@ class FatFs:
                     return None, stored
                 cluster = found.first_cluster
         return found, stored
+
+    def near_misses(self, components: tuple[str, ...]) -> list[str]:
+        """Long-name sequences in the last directory of `components` that EDK2 would not take: why each was
+        refused, for the evidence of a file that is not found (its long name may be there, unusable)."""
+        parent, _stored = self.lookup(components[:-1]) if len(components) > 1 else (None, "")
+        if len(components) > 1 and (parent is None or not parent.is_dir):
+            return []
+        entries, _problem = self.read_dir(parent.first_cluster if parent else None)
+        return [f"{e.short}: {e.lfn_problem}" for e in entries if e.lfn_problem][:3]
 
     def fs_info(self) -> tuple[bool, str]:
         """Whether the FSInfo sector has its three signatures (FAT32 structure only)."""
