@@ -24,11 +24,15 @@ declare -A provides=(
   [systemd]="cmd:systemd-repart"
   [libvirt-daemon-system]="cmd:virsh file:/usr/sbin/libvirtd"
   [u-boot-qemu]="file:/usr/lib/u-boot/qemu_arm64/u-boot.bin file:/usr/lib/u-boot/qemu_arm/u-boot.bin"
+  [sbsigntool]="cmd:sbsign cmd:sbverify"
+  [osslsigncode]="cmd:osslsigncode"
 )
 want=(qemu-system-arm qemu-efi-aarch64 qemu-efi-arm u-boot-qemu)
 # test oracles: sgdisk, fsck.fat, mtools, qemu-img, fdisk -b 4096 (4Kn), dtc (DTB), systemd-repart (foreign images)
-# and libvirt (the libvirt backend's tests boot through a real daemon: scripts/start-libvirt)
-[ "$mode" = test ] && want+=(gdisk dosfstools mtools qemu-utils fdisk device-tree-compiler systemd libvirt-daemon-system)
+# and libvirt (the libvirt backend's tests boot through a real daemon: scripts/start-libvirt); sbsign signs the
+# Secure Boot probes (vmconform.signing), sbverify and osslsigncode check the signatures independently
+[ "$mode" = test ] && want+=(gdisk dosfstools mtools qemu-utils fdisk device-tree-compiler systemd libvirt-daemon-system
+  sbsigntool osslsigncode)
 
 have() {
   local w
