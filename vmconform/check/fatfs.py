@@ -11,6 +11,8 @@ would not see is not seen here either. The tree walk is in fatwalk.py.
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
 from dataclasses import dataclass
 
 from vmconform.check.budget import Budget
@@ -19,6 +21,7 @@ from vmconform.check.source import Source
 MAX_DIR_ENTRIES = 65536  # fatgen103 §6: a directory holds at most 65,536 32-byte entries
 MAX_LFN_ENTRIES = 20  # 20 x 13 = 260 characters; EDK2 stops there too
 LFN_LAST = 0x40
+FAT32_BLOCK_ENTRIES = 16384  # FAT32 entries read and cached at a time (64 KiB)
 ATTR_LONG_NAME = 0x0F
 ATTR_DIRECTORY = 0x10
 ATTR_VOLUME_ID = 0x08
@@ -212,6 +215,7 @@ class FatFs:
         self.bpb = bpb
         self.budget = budget
         self._fat_cache: dict[int, bytes] = {}
+        self._fat32_blocks: dict[int, array[int]] = {}
 
     def read(self, offset: int, n: int) -> bytes:
         self.budget.read(n)
@@ -234,14 +238,37 @@ class FatFs:
         return block[start:] + self._fat_bytes((sector + 1) * bps, start + n - bps)  # a FAT12 entry across sectors
 
     def next_cluster(self, cluster: int) -> int:
+        """The FAT entry of `cluster` (charged to the FAT-link budget)."""
         self.budget.cluster()
+        return self._entry(cluster)
+
+    def _entry(self, cluster: int) -> int:
         bits = self.bpb.entry_bits
         if bits == 32:
-            return int.from_bytes(self._fat_bytes(cluster * 4, 4), "little") & 0x0FFFFFFF
+            index, at = divmod(cluster, FAT32_BLOCK_ENTRIES)
+            block = self._fat32_blocks.get(index)
+            if block is None:
+                block = self._fat32_block(index)
+            return block[at] & 0x0FFFFFFF
         if bits == 16:
             return int.from_bytes(self._fat_bytes(cluster * 2, 2), "little")
         value = int.from_bytes(self._fat_bytes(cluster * 3 // 2, 2), "little")
         return value >> 4 if cluster & 1 else value & 0x0FFF
+
+    def _fat32_block(self, index: int) -> array[int]:
+        """FAT32 entries index * 16,384 .. (a 64 KiB block of the first FAT, cached; past the FAT: zeros)."""
+        fat_bytes = self.bpb.fat_size * self.bpb.bytes_per_sector
+        start = index * FAT32_BLOCK_ENTRIES * 4
+        base = self.offset + self.bpb.reserved_sectors * self.bpb.bytes_per_sector
+        want = max(0, min(FAT32_BLOCK_ENTRIES * 4, fat_bytes - start))
+        raw = self.read(base + start, want).ljust(FAT32_BLOCK_ENTRIES * 4, b"\0")
+        block = array("I", raw)
+        if sys.byteorder == "big":
+            block.byteswap()
+        if len(self._fat32_blocks) >= 64:
+            self._fat32_blocks.clear()
+        self._fat32_blocks[index] = block
+        return block
 
     def is_eoc(self, value: int) -> bool:
         return value >= {12: 0xFF8, 16: 0xFFF8, 32: 0x0FFFFFF8}[self.bpb.entry_bits]
@@ -258,8 +285,15 @@ class FatFs:
         chain (cross-linked), so a run shared by many files or directories is followed once."""
         if not self.in_range(first):
             return [], f"first cluster {first} outside 2..{self.bpb.cluster_count + 1}", -1
-        seen: dict[int, int] = {} if owner is None else owner
         out: list[int] = []
+        try:
+            return self._follow(first, limit, {} if owner is None else owner, me, out)
+        finally:
+            self.budget.cluster(len(out) % 4096)  # the rest was charged every 4,096 links on the way
+
+    def _follow(
+        self, first: int, limit: int, seen: dict[int, int], me: int, out: list[int]
+    ) -> tuple[list[int], str | None, int]:
         cluster = first
         while True:
             other = seen.get(cluster)
@@ -271,7 +305,9 @@ class FatFs:
             out.append(cluster)
             if len(out) >= limit:
                 return out, None, -1
-            value = self.next_cluster(cluster)
+            if len(out) % 4096 == 0:
+                self.budget.cluster(4096)
+            value = self._entry(cluster)
             if self.is_eoc(value):
                 return out, None, -1
             if value == 0:

@@ -1,0 +1,322 @@
+"""`vmconform check` on hostile file systems and boot files, built by tests/hostile_fat.py (not by
+vmconform's writer): cost bounded by the budgets, long names and PE headers judged as EDK2 judges them,
+names from the image escaped on the terminal.
+
+Memory is measured in a subprocess (tracemalloc's peak around check_source) and bounded by the issue's
+limit, 256 MiB per 64 MiB allocated; time is never asserted here (bench/fuzz_check.py prints it).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import hostile_fat as hf
+import pytest
+
+from vmconform import cli
+from vmconform.check import ERROR, FAIL, PASS, check_image, check_source
+from vmconform.check.budget import UNIT_BYTES
+
+TESTS = Path(__file__).resolve().parent
+MEMORY_PER_UNIT = 256 << 20
+
+
+def fat_disk(size: int, spc: int = 1) -> tuple[hf.PagedImage, hf.Layout, hf.Fat32]:
+    """A GPT disk with one ESP over all of it and an empty FAT32 volume."""
+    img, layout = hf.PagedImage(size), hf.Layout()
+    last = size // 512 - 1
+    hf.write_gpt(img, layout, [(2048, last - 33, hf.ESP_TYPE, "ESP")])
+    fat = hf.Fat32(img, layout, 2048 * 512, last - 33 - 2048 + 1, spc)
+    return img, layout, fat
+
+
+# --- the hostile trees of the issue -----------------------------------------------------------------------
+
+
+def nested_directories(n: int = 10_000) -> hf.PagedImage:
+    """`n` directories, each inside the last: about 5 MB allocated. Before: 2 GB of memory (full path
+    strings per entry, depth unbounded)."""
+    img, _layout, fat = fat_disk(40 << 20)
+    parent = fat.root
+    for _ in range(n):
+        parent = fat.mkdir(parent, "D")
+    return img
+
+
+def shared_looping_run(dirs: int = 2000, run: int = 4000) -> hf.PagedImage:
+    """`dirs` directories whose chains all continue into one run of `run` clusters that loops back into
+    itself. Before: every directory read the whole run again (2 MiB each, 4 GB in all)."""
+    img, _layout, fat = fat_disk(40 << 20)
+    shared = fat.alloc(run)
+    fat.set_fat(shared + run - 1, shared, record=False)  # the run's end points back at its start
+    for i in range(dirs):
+        d = fat.mkdir(fat.root, f"D{i}")
+        fat.set_fat(d, shared, record=False)
+    return img
+
+
+def files_sharing_a_chain(files: int = 5000, run: int = 100_000) -> hf.PagedImage:
+    """`files` files of `run` clusters each, all starting on one chain of `run` clusters. Before: every
+    file's chain was followed in full (seconds each)."""
+    img, _layout, fat = fat_disk(128 << 20)
+    shared = fat.alloc(run)
+    fat.add(
+        fat.root,
+        [hf.dir_entry(hf.short_name(f"F{i}.BIN"), 0x20, shared, run * 512) for i in range(files)],
+        "files",
+    )
+    return img
+
+
+def one_endless_chain(links: int = 600_000) -> hf.PagedImage:
+    """One file whose chain is longer than the FAT-link budget of its 64 MiB unit (no loop, no sharing)."""
+    img, _layout, fat = fat_disk(320 << 20)
+    boot = fat.mkdir(fat.mkdir(fat.root, "EFI"), "BOOT")
+    fat.add_file(boot, "BOOTAA64.EFI", hf.pe_image())
+    first = fat.alloc(links)
+    fat.add(fat.root, [hf.dir_entry(hf.short_name("BIG.BIN"), 0x20, first, 0xFFFFFFFF)], "big")
+    return img
+
+
+CASES: dict[str, Callable[[], hf.PagedImage]] = {
+    "nested": nested_directories,
+    "shared-loop": shared_looping_run,
+    "shared-chain": files_sharing_a_chain,
+    "endless-chain": one_endless_chain,
+}
+
+
+def _measure_main(case: str) -> None:
+    """Run in a subprocess: build `case`, check it under tracemalloc, print the peak and the verdicts."""
+    import tracemalloc
+
+    img = CASES[case]()
+    tracemalloc.start()
+    report = check_source(img, case)
+    _current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rows = {r.id: [r.verdict, r.evidence] for r in report.rows}
+    print(json.dumps({"peak": peak, "allocated": img.allocated, "rows": rows, "exit": report.exit_status}))
+
+
+def measure(case: str) -> dict[str, object]:
+    code = (
+        f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_check_hostile_fs as t; t._measure_main({case!r})"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, object] = json.loads(proc.stdout)
+    return result
+
+
+def assert_within_memory(result: dict[str, object]) -> None:
+    allocated = result["allocated"]
+    assert isinstance(allocated, int)
+    units = max(1, -(-allocated // UNIT_BYTES))
+    peak = result["peak"]
+    assert isinstance(peak, int) and peak < MEMORY_PER_UNIT * units, f"{peak >> 20} MiB for {units} unit(s)"
+
+
+def test_nested_directories_stop_at_the_depth_budget() -> None:
+    result = measure("nested")
+    assert_within_memory(result)
+    rows = result["rows"]
+    assert isinstance(rows, dict)
+    assert rows["esp.fat.tree"][0] == ERROR and "directory depth budget (128 levels)" in rows["esp.fat.tree"][1]
+    assert "\\D\\D\\D" in rows["esp.fat.tree"][1]
+    assert result["exit"] == 1
+
+
+def test_directories_sharing_a_looping_run_are_cross_linked_not_reread() -> None:
+    result = measure("shared-loop")
+    assert_within_memory(result)
+    rows = result["rows"]
+    assert isinstance(rows, dict)
+    assert rows["esp.fat.chains"][0] == FAIL and "cross-linked" in rows["esp.fat.chains"][1]
+    assert "loops back" in rows["esp.fat.chains"][1] or "cross-linked" in rows["esp.fat.chains"][1]
+
+
+def test_files_sharing_one_long_chain_are_cross_linked() -> None:
+    result = measure("shared-chain")
+    assert_within_memory(result)
+    rows = result["rows"]
+    assert isinstance(rows, dict)
+    evidence = rows["esp.fat.chains"][1]
+    assert rows["esp.fat.chains"][0] == FAIL and "also belongs to \\F0.BIN (cross-linked)" in evidence
+
+
+def test_a_chain_longer_than_the_link_budget_is_an_error_naming_it() -> None:
+    result = measure("endless-chain")
+    assert_within_memory(result)
+    rows = result["rows"]
+    assert isinstance(rows, dict)
+    verdict, evidence = rows["esp.fat.chains"]
+    assert verdict == ERROR and "FAT links followed budget (524,288 for 64 MiB allocated)" in evidence
+    assert "not decided" in evidence and result["exit"] == 1
+
+
+def test_budget_error_reads_as_incomplete_on_the_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = one_endless_chain().save(tmp_path / "endless.img")
+    assert cli.main(["check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "ERROR   esp.fat.chains" in out and "result: INCOMPLETE" in out
+
+
+# --- the builders make what other tools accept ---------------------------------------------------------
+
+
+@pytest.mark.skipif(not (shutil.which("fsck.fat") and shutil.which("sgdisk")), reason="needs fsck.fat and sgdisk")
+def test_builder_disk_passes_fsck_fat_and_sgdisk(tmp_path: Path) -> None:
+    img, _layout = hf.esp_disk()
+    path = img.save(tmp_path / "built.img")
+    sg = subprocess.run(["sgdisk", "-v", str(path)], capture_output=True, text=True, timeout=60)
+    assert "No problems found" in sg.stdout, sg.stdout
+    raw = tmp_path / "esp.img"
+    raw.write_bytes(path.read_bytes()[2048 * 512 : (img.size // 512 - 33) * 512])
+    fsck = subprocess.run(["fsck.fat", "-n", "-v", str(raw)], capture_output=True, text=True, timeout=60)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    assert check_image(path).exit_status == 0
+
+
+# --- long names as EDK2 reads them (FatPkg FatLoadLongNameEntry) ---------------------------------------
+
+
+def boot_dir_disk(records: list[bytes]) -> hf.PagedImage:
+    """\\EFI\\BOOT holding exactly `records` (a boot file's entries, as hostile as needed)."""
+    img, _layout, fat = fat_disk(64 << 20)
+    boot = fat.mkdir(fat.mkdir(fat.root, "EFI"), "BOOT")
+    data = hf.pe_image()
+    first = fat.alloc(-(-len(data) // 512))
+    img.write(fat.cluster_offset(first), data)
+    fat.add(boot, [r if r[11] == 0x0F else hf.dir_entry(r[:11], 0x20, first, len(data)) for r in records], "boot")
+    return img
+
+
+SHORT = b"BOOTAA~1EFI"
+
+
+def two_entry_name(name: str = "BOOTAA64.EFI") -> list[bytes]:
+    """`name` spread over two long-name entries (ordinal 1 holds it all, NUL-ended; ordinal 2 is padding),
+    in on-disk order: [0x42, 0x01]."""
+    units = (name.encode("utf-16-le") + b"\0\0").ljust(52, b"\xff")
+    out = []
+    for ordinal, chunk in ((0x42, units[26:]), (0x01, units[:26])):
+        rec = bytearray(32)
+        rec[0], rec[11], rec[13] = ordinal, 0x0F, hf.lfn_checksum(SHORT)
+        rec[1:11], rec[14:26], rec[28:32] = chunk[0:10], chunk[10:22], chunk[22:26]
+        out.append(bytes(rec))
+    return out
+
+
+def test_long_name_in_order_is_the_boot_file() -> None:
+    report = check_source(boot_dir_disk([*two_entry_name(), SHORT + bytes(21)]))
+    assert report.verdict("boot_file.present") == PASS, report.table()
+
+
+def test_long_name_in_the_wrong_order_is_not_the_boot_file() -> None:
+    """Before: the entries were sorted by ordinal and the name taken, so IMG-4 passed. EDK2 walks back from
+    the short entry expecting ordinal 1 first; it finds 0x42, drops the long name and sees BOOTAA~1.EFI."""
+    last, first = two_entry_name()
+    report = check_source(boot_dir_disk([first, last, SHORT + bytes(21)]))
+    assert report.verdict("boot_file.present") == FAIL
+    evidence = next(r.evidence for r in report.rows if r.id == "boot_file.present")
+    assert "BOOTAA~1.EFI: long-name entry ordinal 0x42 where ordinal 1 belongs" in evidence
+
+
+@pytest.mark.parametrize(
+    ("twist", "why"),
+    [
+        (lambda recs: [recs[0][:13] + b"\x00" + recs[0][14:], recs[1]], "checksum"),
+        (lambda recs: [b"\x43" + recs[0][1:], recs[1]], "ordinal 0x43"),
+        (lambda recs: [recs[0], recs[1][:26] + b"\x05\x00" + recs[1][28:]], "first-cluster"),
+        (lambda recs: [recs[0], recs[1][:11] + b"\x1f" + recs[1][12:]], ""),
+        (lambda recs: [b"\x02" + recs[0][1:], recs[1]], "long-name entry 3 is missing"),
+    ],
+    ids=["checksum", "ordinal", "cluster-field", "attributes", "no-last-flag"],
+)
+def test_broken_long_name_sequences_leave_only_the_short_name(twist, why: str) -> None:  # type: ignore[no-untyped-def]
+    report = check_source(boot_dir_disk([*twist(two_entry_name()), SHORT + bytes(21)]))
+    assert report.verdict("boot_file.present") == FAIL, report.table()
+    assert why in next(r.evidence for r in report.rows if r.id == "boot_file.present")
+
+
+# --- PE headers as EDK2's PeCoffLoaderGetPeHeader checks them -----------------------------------------
+
+
+def pe_with(**fields: int) -> bytes:
+    data = bytearray(hf.pe_image())
+    for name, value in fields.items():
+        offset, size = hf.PE_FIELDS[name]
+        data[offset : offset + size] = value.to_bytes(size, "little")
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("fields", "row", "says"),
+    [
+        ({"size_of_headers": 0x10000}, "boot_file.pe", "SizeOfHeaders 0x10000 lies past the end of the file"),
+        ({"n_dirs": 17}, "boot_file.pe", "NumberOfRvaAndSizes 17"),
+        ({"n_dirs": 6}, "boot_file.pe", "SizeOfOptionalHeader 240, but 6 data directories make it 160"),
+        ({"size_of_image": 0x100}, "boot_file.pe", "SizeOfImage 0x100 leaves no room"),
+        ({"size_of_headers": 0x100}, "boot_file.pe", "does not cover the 1 section headers"),
+        ({"n_sections": 40}, "boot_file.pe", "does not cover the 40 section headers"),
+        ({"security_va": 0x300, "security_size": 0x1000}, "boot_file.pe", "security directory"),
+        ({"section_raw_ptr": 0xFFFFFF00}, "boot_file.sections", "needs bytes 0xffffff00"),
+        ({"magic": 0x10C}, "boot_file.pe", "neither PE32"),
+        ({"e_lfanew": 0x380}, "boot_file.pe", "no PE signature"),
+    ],
+    ids=lambda v: str(v)[:30] if isinstance(v, dict) else None,
+)
+def test_pe_headers_edk2_rejects_fail_img5(fields: dict[str, int], row: str, says: str) -> None:
+    """Before: a PE whose SizeOfHeaders lay past its end (and each of these) passed IMG-5."""
+    img, _layout = hf.esp_disk(boot=pe_with(**fields))
+    report = check_source(img)
+    assert report.verdict(row) == FAIL, report.table()
+    assert says in next(r.evidence for r in report.rows if r.id == row)
+    assert report.clause_verdict("IMG-5") == FAIL and report.exit_status == 1
+
+
+def test_the_builders_pe_passes_and_pefile_agrees() -> None:
+    pefile = pytest.importorskip("pefile")
+    pe = pefile.PE(data=hf.pe_image())
+    assert pe.OPTIONAL_HEADER.Subsystem == 10 and pe.FILE_HEADER.Machine == 0xAA64
+    img, _layout = hf.esp_disk()
+    assert all(r.verdict == PASS for r in check_source(img).rows)
+
+
+# --- names from the image reach the terminal escaped ---------------------------------------------------
+
+
+def test_control_characters_from_the_image_are_escaped_in_text_not_in_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: a partition or file name with ESC [ ... recoloured the terminal (or set its title)."""
+    name = "\x1b]0;owned\x07\x1b[2J"
+    img, layout = hf.PagedImage(64 << 20), hf.Layout()
+    last = img.size // 512 - 1
+    hf.write_gpt(img, layout, [(2048, last - 33, hf.ESP_TYPE, name)])
+    fat = hf.Fat32(img, layout, 2048 * 512, last - 33 - 2048 + 1)
+    shared = fat.alloc(2)
+    for i, long in enumerate((f"a{name}.txt", f"b\u202e{name}.txt")):
+        short = hf.short_name(f"F{i}.TXT")
+        fat.add(fat.root, [*hf.lfn_entries(long, short), hf.dir_entry(short, 0x20, shared, 1024)], long)
+    path = img.save(tmp_path / "esc.img")
+    assert cli.main(["check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert "\\x1b]0;owned\\x07\\x1b[2J" in out and "\\u202e" in out
+    assert cli.main(["check", "--json", str(path)]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    evidence = " ".join(r["evidence"] for r in doc["rows"])
+    assert name in evidence and "\u202e" in evidence  # JSON keeps the exact text (escaped by json itself)
+
+
+def test_struct_layout_of_the_builders_short_entry() -> None:
+    rec = hf.dir_entry(b"BOOTAA64EFI", 0x20, 0x12345, 99)
+    assert struct.unpack_from("<H", rec, 20)[0] == 1 and struct.unpack_from("<HI", rec, 26) == (0x2345, 99)
