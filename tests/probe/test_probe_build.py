@@ -29,9 +29,10 @@ def test_different_nonce_different_bytes_only_in_the_nonce_slot() -> None:
     a, b = build_probe("aarch64", "a1b2c3"), build_probe("aarch64", "a1b2c4")
     assert a != b and len(a) == len(b)
     diff = [i for i in range(len(a)) if a[i] != b[i]]
-    text_file_offset = pefile.PE(data=a).sections[0].PointerToRawData
-    slot = text_file_offset + assemble_probe("aarch64", "a1b2c3").offset_of(NONCE_LABEL)
-    assert diff == [slot + 2 * 5]  # the sixth UCS-2 character
+    pe = pefile.PE(data=a)
+    slot = pe.sections[0].PointerToRawData + assemble_probe("aarch64", "a1b2c3").offset_of(NONCE_LABEL)
+    checksum = pe.OPTIONAL_HEADER.get_field_absolute_offset("CheckSum")
+    assert [i for i in diff if not checksum <= i < checksum + 4] == [slot + 2 * 5]  # the sixth UCS-2 character
 
 
 @pytest.mark.parametrize("nonce", ["a", "Z" * 32, "0123456789", "a-b_c", "-", "_"])

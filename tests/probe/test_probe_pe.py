@@ -16,7 +16,7 @@ def _check_common(pe: pefile.PE, data: bytes) -> None:
     assert opt.Subsystem == 10  # EFI application
     assert not fh.IMAGE_FILE_RELOCS_STRIPPED
     assert fh.IMAGE_FILE_EXECUTABLE_IMAGE
-    assert fh.TimeDateStamp == 0 and opt.CheckSum == 0
+    assert fh.TimeDateStamp == 0 and opt.CheckSum == pe.generate_checksum() != 0
     assert opt.ImageBase == 0
     assert (opt.SectionAlignment, opt.FileAlignment) == (0x1000, 0x200)
     assert opt.NumberOfRvaAndSizes == 16

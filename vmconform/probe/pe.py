@@ -8,6 +8,10 @@ Facts measured on Debian's AAVMF (shared/notes/probe-prototype.md): the firmware
 with e_lfanew, Subsystem 10, a consistent SizeOfOptionalHeader, a non-zero SectionAlignment, and
 IMAGE_FILE_RELOCS_STRIPPED clear (with it set, the loader must place the image at ImageBase, and 0 fails).
 Data directories are all zero: the code is position-independent, so there is no .reloc section.
+
+The file is ready for an Authenticode signature (`vmconform.signing`): 16 data directories, so the
+certificate table's entry exists; raw data ends at a FileAlignment boundary (a multiple of 8, where the
+signer appends the table); CheckSum is the PE image checksum (the signer recomputes it over the signed file).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ __all__ = [
     "MACHINE_I386",
     "SUBSYSTEM_EFI_APPLICATION",
     "TEXT_CHARACTERISTICS",
+    "pe_checksum",
+    "checksum_offset",
 ]
 
 MACHINE_I386 = 0x014C
@@ -95,8 +101,25 @@ def _align(value: int, alignment: int) -> int:
     return value + -value % alignment
 
 
+def checksum_offset(data: bytes) -> int:
+    """The file offset of the optional header's CheckSum field (the same in PE32 and PE32+)."""
+    (pe_offset,) = struct.unpack_from("<I", data, _E_LFANEW_OFFSET)
+    return pe_offset + 4 + _COFF_HEADER_SIZE + 64
+
+
+def pe_checksum(data: bytes) -> int:
+    """The PE image checksum (as IMAGEHLP's CheckSumMappedFile): the file's 16-bit words summed with the carry
+    folded back, the CheckSum field counted as zero, plus the file length."""
+    at = checksum_offset(data)
+    padded = data[:at] + bytes(4) + data[at + 4 :] + bytes(len(data) % 2)
+    total = sum(struct.unpack(f"<{len(padded) // 2}H", padded))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return (total + len(data)) & 0xFFFF_FFFF
+
+
 def write_pe(image: PeImage) -> bytes:
-    """The PE/COFF file for `image` (same input, same bytes: TimeDateStamp and CheckSum are 0)."""
+    """The PE/COFF file for `image` (same input, same bytes: TimeDateStamp is 0; CheckSum is the image's)."""
     fmt = image.format
     pe_offset = _DOS_HEADER_SIZE
     section_table = pe_offset + 4 + _COFF_HEADER_SIZE + fmt.optional_header_size
@@ -136,7 +159,7 @@ def write_pe(image: PeImage) -> bytes:
         0,  # Win32VersionValue
         size_of_image,
         size_of_headers,
-        0,  # CheckSum
+        0,  # CheckSum: set once the whole file is known
         image.subsystem,
         0,  # DllCharacteristics
         0,
@@ -164,4 +187,6 @@ def write_pe(image: PeImage) -> bytes:
         TEXT_CHARACTERISTICS,
     )
     headers = bytes(dos) + b"PE\0\0" + coff + optional + section
-    return headers.ljust(size_of_headers, b"\0") + image.text.ljust(text_raw_size, b"\0")
+    data = bytearray(headers.ljust(size_of_headers, b"\0") + image.text.ljust(text_raw_size, b"\0"))
+    struct.pack_into("<I", data, checksum_offset(data), pe_checksum(bytes(data)))
+    return bytes(data)
