@@ -65,6 +65,10 @@ DEAD_ENDS: tuple[DeadEnd, ...] = (
         "a CPU exception was reported",
     ),
     _de(r"^ASSERT \[", "a firmware assertion failed"),
+    _de(
+        r"failed to (?:load|start) Boot[0-9A-Fa-f]{4} .*: (?:Access Denied|Security Violation)\s*$",
+        "the firmware refused the image (Secure Boot: Access Denied / Security Violation)",
+    ),
     # U-Boot
     _de(r"^=> ", "U-Boot stopped at its command prompt", partial=True),
     _de(r'"Synchronous Abort" handler|"Error" handler|Resetting CPU \.\.\.', "U-Boot reported a CPU exception"),
