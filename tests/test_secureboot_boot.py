@@ -1,7 +1,7 @@
-"""Real boots under Secure Boot: Debian's AAVMF (AAVMF_CODE.ms.fd) with vmconform's vars template (its test key in
-PK, KEK and db; a revoked key in db and dbx). The signed probe runs and reports SecureBoot=1; an unsigned probe,
-a signed probe with one byte changed, and a probe signed by the revoked key are refused in seconds, and the
-firmware's own words ("Access Denied") are the evidence."""
+"""Real boots under Secure Boot: Debian's AAVMF (AAVMF_CODE.ms.fd; AAVMF32_CODE.fd on arm) with vmconform's vars
+template (its test key in PK, KEK and db; a revoked key in db and dbx). The signed probe runs and reports
+SecureBoot=1; an unsigned probe, a signed probe with one byte changed, and a probe signed by the revoked key are
+refused in seconds, and the firmware's own words ("Access Denied") are the evidence."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from vmconform import cases, config, firmware, runner, signing
+from vmconform import cases, config, runner, signing
 from vmconform.facts import ProbeFacts
 from vmconform.hypervisors import backend_for
 from vmconform.image import DiskSpec, EspFile, build_disk
@@ -27,28 +27,23 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def entry() -> config.HypervisorEntry:
     entry = config.load(REPO / "hypervisors.yaml").get("qemu")
-    config.check_ready(entry, ["aarch64"], ["edk2"])
+    config.check_ready(entry, ["aarch64", "arm"], ["edk2"])
     return entry
 
 
-@pytest.fixture(scope="module")
-def secure_boot() -> firmware.Firmware:
-    return signing.secure_boot_firmware("aarch64")
-
-
-def boot(entry: config.HypervisorEntry, fw: firmware.Firmware, tmp_path: Path,
+def boot(entry: config.HypervisorEntry, arch: str, tmp_path: Path,
          prepare: Callable[[bytes], bytes]) -> runner.BootResult:  # fmt: skip
+    fw = signing.secure_boot_firmware(arch)
     nonce = cases.new_nonce()
     disk = tmp_path / "disk.img"
-    probe = prepare(build_probe("aarch64", nonce))
-    build_disk(DiskSpec(files=(EspFile(removable_media_path("aarch64"), probe),), seed=nonce)).save(disk)
-    return runner.boot(backend_for(entry), "aarch64", (disk,), fw, nonce, tmp_path / "run", timeout=60)
+    probe = prepare(build_probe(arch, nonce))
+    build_disk(DiskSpec(files=(EspFile(removable_media_path(arch), probe),), seed=nonce)).save(disk)
+    return runner.boot(backend_for(entry), arch, (disk,), fw, nonce, tmp_path / "run", timeout=60)
 
 
-def test_signed_probe_runs_and_reports_secure_boot(
-    entry: config.HypervisorEntry, secure_boot: firmware.Firmware, tmp_path: Path
-) -> None:
-    result = boot(entry, secure_boot, tmp_path, signing.sign)
+@pytest.mark.parametrize("arch", ["aarch64", "arm"])
+def test_signed_probe_runs_and_reports_secure_boot(entry: config.HypervisorEntry, arch: str, tmp_path: Path) -> None:
+    result = boot(entry, arch, tmp_path, signing.sign)
     assert result.stop.reason == "matched", result.describe()
     result.expect("END", "shutdown")
     result.expect_clean_poweroff()
@@ -65,6 +60,7 @@ def _tamper(image: bytes) -> bytes:
     return bytes(signed)
 
 
+@pytest.mark.parametrize("arch", ["aarch64", "arm"])
 @pytest.mark.parametrize(
     "prepare",
     [
@@ -74,9 +70,9 @@ def _tamper(image: bytes) -> bytes:
     ],
 )
 def test_refused_probes_end_the_boot_with_the_firmware_words(
-    entry: config.HypervisorEntry, secure_boot: firmware.Firmware, tmp_path: Path, prepare: Callable[[bytes], bytes]
+    entry: config.HypervisorEntry, arch: str, tmp_path: Path, prepare: Callable[[bytes], bytes]
 ) -> None:
-    result = boot(entry, secure_boot, tmp_path, prepare)
+    result = boot(entry, arch, tmp_path, prepare)
     assert result.stop.reason == "dead-end" and "refused the image" in result.stop.detail, result.describe()
     assert result.stop.line.rstrip().endswith(": Access Denied"), result.stop.line
     assert "BdsDxe: failed to load Boot0001" in result.stop.line and not result.lines

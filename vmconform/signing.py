@@ -12,8 +12,10 @@
   field's tool for EDK2 stores) and cached. Debian's `AAVMF_VARS.fd` cannot be its base: it is blank
   (EDK2 formats it on first boot) and virt-firmware finds no store in it, so the base is the store of
   `AAVMF_VARS.ms.fd` (formatted by Debian's build) with every variable removed. Vendor files are only read.
-* `secure_boot_firmware()`: that template with the code of Debian's Secure Boot descriptor (AAVMF_CODE.ms.fd)
-  as a `Firmware` for `vmconform.runner.boot`.
+* `secure_boot_firmware(arch)`: that template with Debian's code as a `Firmware` for `vmconform.runner.boot`:
+  AAVMF_CODE.ms.fd on aarch64 (the code of the secure-enrolled descriptor), AAVMF32_CODE.fd on arm (no
+  descriptor says so, but it is built with Secure Boot and honours the same store: ArmVirtQemu's flash
+  layout is the same on both, and an unsigned probe is refused there as on aarch64).
 
 Errors a user can act on are `SigningError` (one line); a missing tool names its Debian package.
 """
@@ -41,7 +43,10 @@ __all__ = [
 TRUSTED_KEY = "vmconform-test"
 REVOKED_KEY = "vmconform-revoked"
 OWNER_GUID = UUID("0B0E5D1C-7A2E-4C5F-9B1D-766D636F6E67")  # SignatureOwner of vmconform's entries in PK/KEK/db/dbx
-DEBIAN_SB_CODE = Path("/usr/share/AAVMF/AAVMF_CODE.ms.fd")  # 40-edk2-aarch64-secure-enrolled.json's code
+DEBIAN_SB_CODE = {
+    "aarch64": Path("/usr/share/AAVMF/AAVMF_CODE.ms.fd"),  # 40-edk2-aarch64-secure-enrolled.json's code
+    "arm": Path("/usr/share/AAVMF/AAVMF32_CODE.fd"),  # built with Secure Boot; no descriptor claims it
+}
 DEBIAN_SB_VARS = Path("/usr/share/AAVMF/AAVMF_VARS.ms.fd")  # its store: formatted, Microsoft keys enrolled
 _VALID = (datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC), datetime.datetime(2049, 12, 31, tzinfo=datetime.UTC))
 
@@ -194,8 +199,9 @@ def _empty_store(base: Path, out: Path) -> None:
         raise SigningError(f"{base}: cannot read it ({e.strerror})") from None
 
 
-def secure_boot_firmware(arch: str = "aarch64", code: Path = DEBIAN_SB_CODE) -> fwmod.Firmware:
-    """Debian's Secure Boot AAVMF with `secure_boot_vars()` as its vars template: enforcing, our keys."""
-    if arch != "aarch64":
-        raise SigningError(f"no Secure Boot firmware for {arch}: Debian ships one for aarch64 only")
+def secure_boot_firmware(arch: str = "aarch64", code: Path | None = None) -> fwmod.Firmware:
+    """Debian's AAVMF (or `code`) with `secure_boot_vars()` as its vars template: enforcing, our keys."""
+    if code is None and arch not in DEBIAN_SB_CODE:
+        raise SigningError(f"no Secure Boot firmware for {arch}; known: {', '.join(DEBIAN_SB_CODE)}")
+    code = code or DEBIAN_SB_CODE[arch]
     return fwmod.explicit("edk2-sb", arch, code, secure_boot_vars(), source="vmconform.signing")
