@@ -101,9 +101,9 @@ def _align(value: int, alignment: int) -> int:
     return value + -value % alignment
 
 
-def checksum_offset(data: bytes) -> int:
+def checksum_offset(data: bytes | bytearray) -> int:
     """The file offset of the optional header's CheckSum field (the same in PE32 and PE32+)."""
-    (pe_offset,) = struct.unpack_from("<I", data, _E_LFANEW_OFFSET)
+    pe_offset = int.from_bytes(data[_E_LFANEW_OFFSET : _E_LFANEW_OFFSET + 4], "little")
     return pe_offset + 4 + _COFF_HEADER_SIZE + 64
 
 
@@ -112,7 +112,7 @@ def pe_checksum(data: bytes) -> int:
     folded back, the CheckSum field counted as zero, plus the file length."""
     at = checksum_offset(data)
     padded = data[:at] + bytes(4) + data[at + 4 :] + bytes(len(data) % 2)
-    total = sum(struct.unpack(f"<{len(padded) // 2}H", padded))
+    total: int = sum(struct.unpack(f"<{len(padded) // 2}H", padded))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return (total + len(data)) & 0xFFFF_FFFF
