@@ -24,6 +24,7 @@ examples:
   vmconform gen --defect gpt-both-crc -o bad.img      one malformed image
   vmconform gen --all -o matrix/                      the whole matrix, with matrix/manifest.json
   vmconform gen --listing --arch arm --mode warm      the probe's assembly, with its comments
+  vmconform gen --signed -o sb.img                    the probe signed with vmconform's test key (Secure Boot)
   vmconform check disk.img                            judge any disk image against the image clauses
   vmconform boot disk.img                             boot it on the default hypervisor, console on stdout
   vmconform boot --hypervisor qemu --keep out/ disk.img   keep transcript and command line in out/
@@ -81,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     g.add_argument("-o", "--output", type=Path, help="image file to write (overwritten); with --all, a directory")
     g.add_argument("--list", action="store_true", help="print the case catalogue instead of writing an image")
+    g.add_argument(
+        "--signed",
+        action="store_true",
+        help="sign the probe (Authenticode, sbsign) with vmconform's test key, made on first use in the cache: it "
+        "runs where that key is enrolled (vmconform.signing.secure_boot_vars)",
+    )
     g.add_argument(
         "--listing",
         action="store_true",
@@ -216,6 +223,15 @@ def _probe_facts(text: str) -> tuple[str, ...]:
     return facts
 
 
+def _signed(probe: bytes) -> bytes:
+    from vmconform.signing import SigningError, sign
+
+    try:
+        return sign(probe)
+    except SigningError as e:
+        raise CliError(str(e)) from None
+
+
 def _cmd_gen(args: argparse.Namespace) -> int:
     if args.listing:
         from vmconform.probe import assemble_probe
@@ -239,6 +255,8 @@ def _cmd_gen(args: argparse.Namespace) -> int:
     if args.all:
         if args.nonce:
             raise CliError("--all derives one nonce per case; drop --nonce")
+        if args.signed:
+            raise CliError("--signed signs the probe of one image; drop --all")
         try:
             written, skipped = casemod.write_matrix(args.output)
         except OSError as e:
@@ -253,15 +271,17 @@ def _cmd_gen(args: argparse.Namespace) -> int:
     nonce = args.nonce or casemod.default_nonce(case)
     facts = _probe_facts(args.facts)
     try:
-        probe = (
-            None if (args.mode, facts) == ("boot", ()) else build_probe(case.arch, nonce, mode=args.mode, facts=facts)
-        )
+        custom = (args.mode, facts, args.signed) != ("boot", (), False)
+        probe = build_probe(case.arch, nonce, mode=args.mode, facts=facts) if custom else None
+        if probe is not None and args.signed:
+            probe = _signed(probe)
         casemod.build_image(case, nonce, probe).save(args.output)
     except ValueError as e:
         raise CliError(str(e)) from None
     except OSError as e:
         raise CliError(f"{args.output}: cannot write ({e.strerror})") from None
-    print(f"{args.output}: {case.name} image, nonce {nonce}; expected: {case.expect}", file=sys.stderr)
+    signed = " (probe signed with vmconform's test key)" if args.signed else ""
+    print(f"{args.output}: {case.name} image{signed}, nonce {nonce}; expected: {case.expect}", file=sys.stderr)
     if case.needs_fallback:
         print(
             f"vmconform: boot it with a fallback disk after it (vmconform gen --arch {case.arch} -o fallback.img; "
