@@ -39,13 +39,14 @@ def fat_disk(size: int, spc: int = 1) -> tuple[hf.PagedImage, hf.Layout, hf.Fat3
 # --- the hostile trees of the issue -----------------------------------------------------------------------
 
 
-def nested_directories(n: int = 10_000) -> hf.PagedImage:
-    """`n` directories, each inside the last: about 5 MB allocated. Before: 2 GB of memory (full path
-    strings per entry, depth unbounded)."""
+def nested_directories(n: int = 10_000, name_len: int = 150) -> hf.PagedImage:
+    """`n` directories, each inside the last, each with a long name of `name_len` characters: 5 MB
+    allocated. Before: out of memory (a full path string kept per directory: quadratic in the depth)."""
     img, _layout, fat = fat_disk(40 << 20)
     parent = fat.root
+    long = "D" * name_len
     for _ in range(n):
-        parent = fat.mkdir(parent, "D")
+        parent = fat.mkdir(parent, "D", long=long)
     return img
 
 
@@ -129,7 +130,7 @@ def test_nested_directories_stop_at_the_depth_budget() -> None:
     rows = result["rows"]
     assert isinstance(rows, dict)
     assert rows["esp.fat.tree"][0] == ERROR and "directory depth budget (128 levels)" in rows["esp.fat.tree"][1]
-    assert "\\D\\D\\D" in rows["esp.fat.tree"][1]
+    assert "\\" + "D" * 150 + "\\" in rows["esp.fat.tree"][1]
     assert result["exit"] == 1
 
 
@@ -201,12 +202,14 @@ def boot_dir_disk(records: list[bytes]) -> hf.PagedImage:
 SHORT = b"BOOTAA~1EFI"
 
 
-def two_entry_name(name: str = "BOOTAA64.EFI") -> list[bytes]:
-    """`name` spread over two long-name entries (ordinal 1 holds it all, NUL-ended; ordinal 2 is padding),
-    in on-disk order: [0x42, 0x01]."""
-    units = (name.encode("utf-16-le") + b"\0\0").ljust(52, b"\xff")
+def two_entry_name(name: str = "BOOTAA64.EFI", order: tuple[int, ...] = (0x42, 0x01)) -> list[bytes]:
+    """`name` spread over long-name entries (ordinal 1 holds it all, NUL-ended; the others are padding),
+    in the on-disk `order` of ordinals (0x40: flagged last); in order: [0x42, 0x01]."""
+    units = (name.encode("utf-16-le") + b"\0\0").ljust(26 * len(order), b"\xff")
     out = []
-    for ordinal, chunk in ((0x42, units[26:]), (0x01, units[:26])):
+    for ordinal in order:
+        index = (ordinal & 0x1F) - 1
+        chunk = units[26 * index : 26 * index + 26]
         rec = bytearray(32)
         rec[0], rec[11], rec[13] = ordinal, 0x0F, hf.lfn_checksum(SHORT)
         rec[1:11], rec[14:26], rec[28:32] = chunk[0:10], chunk[10:22], chunk[22:26]
@@ -219,14 +222,19 @@ def test_long_name_in_order_is_the_boot_file() -> None:
     assert report.verdict("boot_file.present") == PASS, report.table()
 
 
-def test_long_name_in_the_wrong_order_is_not_the_boot_file() -> None:
-    """Before: the entries were sorted by ordinal and the name taken, so IMG-4 passed. EDK2 walks back from
-    the short entry expecting ordinal 1 first; it finds 0x42, drops the long name and sees BOOTAA~1.EFI."""
-    last, first = two_entry_name()
-    report = check_source(boot_dir_disk([first, last, SHORT + bytes(21)]))
+@pytest.mark.parametrize(
+    ("order", "found"),
+    [((0x43, 0x01, 0x02), "0x02 where ordinal 1"), ((0x01, 0x42), "0x42 where ordinal 1")],
+    ids=["last-1-2", "1-last"],
+)
+def test_long_name_in_the_wrong_order_is_not_the_boot_file(order: tuple[int, ...], found: str) -> None:
+    """Before: entries after the one flagged last were collected and sorted by ordinal, so [0x43, 1, 2]
+    named BOOTAA64.EFI and IMG-4 passed. EDK2 walks back from the short entry expecting ordinal 1, 2, ...
+    in turn; it finds 0x02, drops the long name and sees only BOOTAA~1.EFI."""
+    report = check_source(boot_dir_disk([*two_entry_name(order=order), SHORT + bytes(21)]))
     assert report.verdict("boot_file.present") == FAIL
     evidence = next(r.evidence for r in report.rows if r.id == "boot_file.present")
-    assert "BOOTAA~1.EFI: long-name entry ordinal 0x42 where ordinal 1 belongs" in evidence
+    assert f"BOOTAA~1.EFI: long-name entry ordinal {found} belongs" in evidence
 
 
 @pytest.mark.parametrize(
