@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from vmconform import cases, config, runner, signing
+from vmconform import cases, config, firmware, runner, signing
 from vmconform.facts import ProbeFacts
 from vmconform.hypervisors import backend_for
 from vmconform.image import DiskSpec, EspFile, build_disk
@@ -31,9 +31,9 @@ def entry() -> config.HypervisorEntry:
     return entry
 
 
-def boot(entry: config.HypervisorEntry, arch: str, tmp_path: Path,
-         prepare: Callable[[bytes], bytes]) -> runner.BootResult:  # fmt: skip
-    fw = signing.secure_boot_firmware(arch)
+def boot(entry: config.HypervisorEntry, arch: str, tmp_path: Path, prepare: Callable[[bytes], bytes],
+         fw: firmware.Firmware | None = None) -> runner.BootResult:  # fmt: skip
+    fw = fw or signing.secure_boot_firmware(arch)
     nonce = cases.new_nonce()
     disk = tmp_path / "disk.img"
     probe = prepare(build_probe(arch, nonce))
@@ -77,3 +77,26 @@ def test_refused_probes_end_the_boot_with_the_firmware_words(
     assert result.stop.line.rstrip().endswith(": Access Denied"), result.stop.line
     assert "BdsDxe: failed to load Boot0001" in result.stop.line and not result.lines
     assert result.elapsed < 20
+
+
+def test_signed_probe_reports_the_vendor_store_state(entry: config.HypervisorEntry, tmp_path: Path) -> None:
+    """Debian's Microsoft-keys store (our certificate added to db): the probe reads back what the store holds."""
+    from virt.firmware.varstore import edk2  # type: ignore[import-untyped]
+
+    fw = signing.secure_boot_firmware("aarch64", vendor_keys=True)
+    result = boot(entry, "aarch64", tmp_path, signing.sign, fw)
+    assert result.stop.reason == "matched", result.describe()
+    sb = ProbeFacts.from_lines(result.lines).secureboot
+    assert sb is not None and sb.enforcing and sb.mode == "user", result.describe()
+    assert fw.vars_template is not None
+    store = edk2.Edk2VarStore(str(fw.vars_template)).get_varlist()
+    assert [(r.name, r.size) for r in (sb.pk, sb.kek, sb.db, sb.dbx)] == [
+        (name, len(bytes(store[name].data))) for name in ("PK", "KEK", "db", "dbx")
+    ]
+
+
+def test_debian_microsoft_store_refuses_the_unsigned_probe(entry: config.HypervisorEntry, tmp_path: Path) -> None:
+    """What libvirt picks by default on Debian (AAVMF_CODE.ms.fd + AAVMF_VARS.ms.fd, as they are)."""
+    fw = firmware.explicit("edk2-ms", "aarch64", signing.DEBIAN_SB_CODE["aarch64"], signing.DEBIAN_SB_VARS, "test")
+    result = boot(entry, "aarch64", tmp_path, lambda image: image, fw)
+    assert result.stop.reason == "dead-end" and result.stop.line.rstrip().endswith(": Access Denied"), result.describe()

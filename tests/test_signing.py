@@ -115,3 +115,18 @@ def _der(pem: Path) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
     return x509.load_pem_x509_certificate(pem.read_bytes()).public_bytes(serialization.Encoding.DER)
+
+
+def test_vendor_store_with_the_test_cert_keeps_the_vendor_keys(cache: Path) -> None:
+    from virt.firmware.varstore import edk2  # type: ignore[import-untyped]
+
+    vendor = edk2.Edk2VarStore(str(signing.DEBIAN_SB_VARS)).get_varlist()
+    template = signing.vendor_vars_with_test_db()
+    assert template.name == "AAVMF_VARS.ms+vmconform.fd" and signing.vendor_vars_with_test_db() == template
+    varlist = edk2.Edk2VarStore(str(template)).get_varlist()
+    assert sorted(varlist) == sorted(vendor)
+    for name in ("PK", "KEK", "dbx", "SecureBootEnable"):
+        assert bytes(varlist[name].data) == bytes(vendor[name].data), name
+    db, vendor_db = bytes(varlist["db"].data), bytes(vendor["db"].data)
+    assert db.startswith(vendor_db) and _der(signing.signing_key().cert) in db[len(vendor_db) :]
+    assert b"Microsoft" in db

@@ -12,6 +12,8 @@
   field's tool for EDK2 stores) and cached. Debian's `AAVMF_VARS.fd` cannot be its base: it is blank
   (EDK2 formats it on first boot) and virt-firmware finds no store in it, so the base is the store of
   `AAVMF_VARS.ms.fd` (formatted by Debian's build) with every variable removed. Vendor files are only read.
+* `vendor_vars_with_test_db()`: Debian's Microsoft-keys store (`AAVMF_VARS.ms.fd`) as it is, with the trusted
+  test certificate added to db, so the signed probe can report the state of the store vendors boot with.
 * `secure_boot_firmware(arch)`: that template with Debian's code as a `Firmware` for `vmconform.runner.boot`:
   AAVMF_CODE.ms.fd on aarch64 (the code of the secure-enrolled descriptor), AAVMF32_CODE.fd on arm (no
   descriptor says so, but it is built with Secure Boot and honours the same store: ArmVirtQemu's flash
@@ -37,7 +39,7 @@ from vmconform.assets.cache import cache_dir, digest, locked, sha256_file
 
 __all__ = [
     "SigningError", "SigningKey", "TRUSTED_KEY", "REVOKED_KEY", "OWNER_GUID", "DEBIAN_SB_CODE", "DEBIAN_SB_VARS",
-    "keys_dir", "signing_key", "sign", "secure_boot_vars", "secure_boot_firmware",
+    "keys_dir", "signing_key", "sign", "secure_boot_vars", "vendor_vars_with_test_db", "secure_boot_firmware",
 ]  # fmt: skip
 
 TRUSTED_KEY = "vmconform-test"
@@ -158,26 +160,47 @@ def secure_boot_vars(base: Path = DEBIAN_SB_VARS) -> Path:
     Boot a fresh copy of it (the runner copies the template per boot), never the template itself.
     """
     trusted, revoked = signing_key(TRUSTED_KEY), signing_key(REVOKED_KEY)
+    owner = str(OWNER_GUID).lower()
+    enroll: list[str | Path] = [
+        *("--set-pk", owner, trusted.cert),
+        *("--add-kek", owner, trusted.cert),
+        *("--add-db", owner, trusted.cert),
+        *("--add-db", owner, revoked.cert),
+        *("--add-dbx-cert", owner, revoked.cert),
+        "--secure-boot",
+    ]
+    return _cached_store("AAVMF_VARS.vmconform.fd", base, enroll, empty=True)
+
+
+def vendor_vars_with_test_db(base: Path = DEBIAN_SB_VARS) -> Path:
+    """The cached vars template: `base` as it is (Debian's: Microsoft KEK and db, Secure Boot on) with
+    `TRUSTED_KEY` added to db, so the signed probe runs, and reports, under the vendor's own keys."""
+    trusted = signing_key(TRUSTED_KEY)
+    return _cached_store(f"{base.stem}+vmconform.fd", base, ["--add-db", str(OWNER_GUID).lower(), trusted.cert])
+
+
+def _cached_store(name: str, base: Path, edits: list[str | Path], empty: bool = False) -> Path:
+    """`base` (emptied of its variables first when `empty`) edited by `virt-fw-vars edits`, cached by its inputs."""
     tool = _tool("virt-fw-vars", "virt-firmware (pip) or python3-virt-firmware")
-    key = digest(["secure-boot-vars v1", sha256_file(base), trusted.cert, revoked.cert, str(OWNER_GUID)])
+    inputs = [a.read_bytes() if isinstance(a, Path) else a for a in edits]
+    key = digest(["vars-template v1", name, str(empty), sha256_file(base), *inputs])
     folder = cache_dir() / "secureboot" / key[:16]
-    template = folder / "AAVMF_VARS.vmconform.fd"
+    template = folder / name
     if template.exists():
         return template
     folder.mkdir(parents=True, exist_ok=True)
     with locked(folder / ".lock"):
         if template.exists():
             return template
-        empty, out = folder / f".empty.{os.getpid()}.fd", folder / f".template.{os.getpid()}.fd"
+        empty_copy, out = folder / f".empty.{os.getpid()}.fd", folder / f".template.{os.getpid()}.fd"
         try:
-            _empty_store(base, empty)
-            owner = str(OWNER_GUID).lower()
-            _run([tool, "--input", str(empty), "--set-pk", owner, str(trusted.cert), "--add-kek", owner,
-                  str(trusted.cert), "--add-db", owner, str(trusted.cert), "--add-db", owner, str(revoked.cert),
-                  "--add-dbx-cert", owner, str(revoked.cert), "--secure-boot", "--output", str(out)])  # fmt: skip
+            if empty:
+                _empty_store(base, empty_copy)
+            source = empty_copy if empty else base
+            _run([tool, "--input", str(source), *(str(a) for a in edits), "--output", str(out)])
             out.replace(template)
         finally:
-            empty.unlink(missing_ok=True)
+            empty_copy.unlink(missing_ok=True)
             out.unlink(missing_ok=True)
     return template
 
@@ -199,9 +222,12 @@ def _empty_store(base: Path, out: Path) -> None:
         raise SigningError(f"{base}: cannot read it ({e.strerror})") from None
 
 
-def secure_boot_firmware(arch: str = "aarch64", code: Path | None = None) -> fwmod.Firmware:
-    """Debian's AAVMF (or `code`) with `secure_boot_vars()` as its vars template: enforcing, our keys."""
+def secure_boot_firmware(arch: str = "aarch64", code: Path | None = None, vendor_keys: bool = False) -> fwmod.Firmware:
+    """Debian's AAVMF (or `code`) with `secure_boot_vars()` as its vars template (enforcing, only our keys), or
+    with `vendor_vars_with_test_db()` when `vendor_keys` (Debian's Microsoft-keys store, our cert added to db)."""
     if code is None and arch not in DEBIAN_SB_CODE:
         raise SigningError(f"no Secure Boot firmware for {arch}; known: {', '.join(DEBIAN_SB_CODE)}")
     code = code or DEBIAN_SB_CODE[arch]
+    if vendor_keys:
+        return fwmod.explicit("edk2-ms", arch, code, vendor_vars_with_test_db(), source="vmconform.signing")
     return fwmod.explicit("edk2-sb", arch, code, secure_boot_vars(), source="vmconform.signing")
