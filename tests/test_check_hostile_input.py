@@ -177,3 +177,11 @@ def test_symlink_to_a_device_is_refused(tmp_path: Path) -> None:
     link = tmp_path / "link.img"
     link.symlink_to("/dev/zero")
     assert_refused(run_check(link), "is a character device")
+
+
+def test_a_file_name_with_escapes_is_escaped_in_the_one_line(tmp_path: Path) -> None:
+    fifo = tmp_path / "evil\x1b[2J\nname.img"
+    os.mkfifo(fifo)
+    proc = run_check(fifo)
+    assert proc.returncode == 2 and "\x1b" not in proc.stderr and "\\x1b[2J" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

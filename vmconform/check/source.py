@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from vmconform.check.text import printable
 from vmconform.image.sparse import SparseImage
 
 MIN_DISK_BYTES = 512
@@ -31,7 +32,11 @@ _FORMATS = (
 
 
 class DiskError(Exception):
-    """The file cannot be read as a disk at all; the message is one line saying why."""
+    """The file cannot be read as a disk at all; the message is one line saying why (control characters
+    escaped: it names the file, and sometimes what the image or qemu-img said)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(printable(" ".join(message.splitlines())))
 
 
 class Source(Protocol):
