@@ -28,19 +28,21 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from vmconform import cases, config, runner  # noqa: E402
+from vmconform import cases  # noqa: E402
+from vmconform.case_run import run_case  # noqa: E402
 from vmconform.firmware import copy_vars_template  # noqa: E402
-from vmconform.hypervisors import BootRequest, backend_for  # noqa: E402
+from vmconform.hypervisors import BootRequest  # noqa: E402
+from vmconform.session import open_run  # noqa: E402
 
 
 def harness_overhead(boots: int) -> None:
-    entry = config.load(REPO / "hypervisors.yaml").get("qemu")
-    fw = config.resolve_firmware(entry, "edk2", "aarch64")
-    backend = backend_for(entry)
+    # the same pipeline as the suite: open the run, then run_case for the reference case
+    setup = open_run(REPO / "hypervisors.yaml", "qemu", arches=("aarch64",), firmware_names=("edk2",))
+    fw, backend, case = setup.firmware("edk2", "aarch64"), setup.backend, cases.find("aarch64")
     with tempfile.TemporaryDirectory(prefix="vmconform-bench-") as tmp:
         work = Path(tmp)
         nonce = "benchnonce"
-        disk = cases.write_image(cases.find("aarch64"), nonce, work / "disk.img")
+        disk = cases.write_image(case, nonce, work / "disk.img")
         req = BootRequest("aarch64", (disk,), fw, work / "bare", work / "bare" / "vars.fd")
         (work / "bare").mkdir()
         argv = backend.command(req)
@@ -48,7 +50,7 @@ def harness_overhead(boots: int) -> None:
 
         def harness_boot(i: int) -> None:
             t0 = time.monotonic()
-            r = runner.boot(backend, "aarch64", (disk,), fw, nonce, work / f"h{i}", timeout=60)
+            r = run_case(backend, case, fw, work / f"h{i}", work / f"h{i}", timeout=60, nonce=nonce).result
             harness.append(time.monotonic() - t0)
             if r.exit_status != 0:
                 raise SystemExit(f"harness boot {i} did not power off cleanly: {r.describe()}")

@@ -11,12 +11,17 @@ On QEMU `virt` EDK2 publishes ACPI only, or the DTB only with `acpi=off` (`--hyp
 and U-Boot publish a DTB and no ACPI: V2-5 fails in every QEMU configuration, with the GUIDs as evidence.
 """
 
+
 import pytest
+
+from fixtures.boot import BootCase
+from fixtures.judge import Judge
+from vmconform.cases import Case
 
 
 @pytest.mark.cases(layout="reference", defect="none")
 @pytest.mark.clause("HW-1", "HW-2", "V2-5", "PLAT-1", "PLAT-3", "PLAT-4", "V2-3", "V2-6")
-def test_hardware_description(case, boot_case, judge):
+def test_hardware_description(case: Case, boot_case: BootCase, judge: Judge) -> None:
     run = boot_case(facts=("tables", "dump"))
     judge.hardware_description(run)
     run.result.expect_clean_poweroff()

@@ -7,11 +7,16 @@ boot-manager prompt or a CPU exception is judged at once from its console, not b
 Where EDK2 is known to differ from UEFI the verdict says so (`edk2` column of the catalogue).
 """
 
+
 import pytest
+
+from fixtures.boot import BootCase
+from fixtures.judge import Judge
+from vmconform.cases import Case
 
 
 @pytest.mark.cases(defect=lambda defect: defect != "none")
-def test_malformed_image(case, boot_case, judge):
+def test_malformed_image(case: Case, boot_case: BootCase, judge: Judge) -> None:
     run = boot_case()
     judge.malformed_image(run)
     assert run.result.stop.reason in ("matched", "exited"), run.result.describe()

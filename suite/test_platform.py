@@ -6,14 +6,21 @@
   QEMU's `-machine virt,gic-version=N`) and describes that GIC (MADT GICD version or DT compatible).
 """
 
+
 import pytest
+
+from fixtures.boot import BootCase
+from fixtures.judge import Judge
+from vmconform.case_run import CaseRun
+from vmconform.cases import Case
+from vmconform.hypervisors import GicUnsupported
 
 REFERENCE = pytest.mark.cases(layout="reference", defect="none")
 
 
 @REFERENCE
 @pytest.mark.clause("PLAT-5")
-def test_counter(case, boot_case, judge):
+def test_counter(case: Case, boot_case: BootCase, judge: Judge) -> None:
     run = boot_case(facts=("cpu",))
     judge.counter(run)
     run.result.expect_clean_poweroff()
@@ -21,7 +28,7 @@ def test_counter(case, boot_case, judge):
 
 @REFERENCE
 @pytest.mark.clause("V2-2")
-def test_exception_level(case, boot_case, judge):
+def test_exception_level(case: Case, boot_case: BootCase, judge: Judge) -> None:
     run = boot_case(facts=("cpu",))
     judge.exception_level(run)
     run.result.expect_clean_poweroff()
@@ -29,11 +36,11 @@ def test_exception_level(case, boot_case, judge):
 
 @REFERENCE
 @pytest.mark.clause("V2-7")
-def test_gic_versions(case, boot_case, judge):
-    runs = {}
-    for version in judge.ctx.entry.arches[case.arch].gic_versions:
+def test_gic_versions(case: Case, boot_case: BootCase, judge: Judge) -> None:
+    runs: dict[int, CaseRun | str] = {}
+    for version in judge.gic_versions_offered:
         try:
             runs[version] = boot_case(facts=("tables", "dump"), gic_version=version, label=f"gic{version}")
-        except ValueError as e:
+        except GicUnsupported as e:
             runs[version] = str(e)
     judge.gic_versions(runs)

@@ -64,11 +64,16 @@ def results_doc(status: str) -> dict:
         "hypervisors_file": "h.yaml",
         "arches": ["aarch64"],
         "spec": "2.0",
+        "exit_status": 0,
         "firmwares": {},
         "clauses": [
-            {"clause": "FW-1", "title": "t", "level": "MUST", "status": status, "cases": 1, "evidence": [], "how": ""}
+            {"clause": "FW-1", "title": "t", "level": "MUST", "status": status, "cases": 1, "deciding_cases": 1,
+             "evidence": [], "how": ""}
         ],
-        "results": [{"test": "suite/x.py::t[a]", "outcome": "passed" if status == "pass" else "failed", "message": ""}],
+        "results": [
+            {"test": "suite/x.py::t[a]", "outcome": "passed" if status == "pass" else "failed", "when": "call",
+             "duration": 1.0, "message": ""}
+        ],
     }
 
 

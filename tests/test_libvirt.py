@@ -6,15 +6,17 @@ they fail, naming the fix, when it does not answer.
 
 import shutil
 import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from run_records import read_results
 
 from vmconform import cases, config, reaper, runner
 from vmconform.firmware import Firmware, copy_vars_template
-from vmconform.hypervisors import BootRequest, Disk, backend_for
+from vmconform.hypervisors import BootRequest, Disk, GicUnsupported, backend_for
 from vmconform.hypervisors import libvirt as lv
 from vmconform.image import DiskSpec, EspFile, build_disk
 
@@ -251,7 +253,7 @@ def libvirt():
                     pytrace=False)  # fmt: skip
     backend = backend_for(e)
     try:
-        backend.check()
+        backend.preflight()
         config.check_ready(e, ["aarch64"], ["edk2"])
     except config.ConfigError as err:
         pytest.fail(str(err), pytrace=False)
@@ -389,3 +391,29 @@ def test_a_domain_libvirt_refuses_is_an_exit_with_libvirts_error(libvirt, tmp_pa
     r = runner.boot(libvirt, "aarch64", (disk,), fw, "eeeeeeeeeeee", tmp_path / "run", timeout=60, tag=tag)
     assert r.stop.reason == "exited" and r.exit_status == 1, r.describe()
     assert "error: Failed to create domain" in r.tail and str(disk) in r.tail
+
+
+def test_with_gic_sets_the_domains_gic_version(tmp_path):
+    backend = backend_for(entry(tmp_path))
+    assert backend.gic_versions("aarch64") == backend.entry.arches["aarch64"].gic_versions
+    for version in (2, 3):
+        root = xml_of(backend.with_gic("aarch64", version).entry, request(tmp_path))
+        assert root.find("features/gic").get("version") == str(version)
+    with pytest.raises(GicUnsupported, match="takes 2, 3 or 4"):
+        backend.with_gic("aarch64", 5)
+
+
+@pytest.mark.boot
+@pytest.mark.libvirt
+def test_v2_7_boots_each_gic_version_through_libvirt(libvirt, tmp_path):
+    """V2-7 on libvirt (an `error` before backends declared GIC variants): one domain per GIC version."""
+    p = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "suite/test_platform.py", "-k", "gic",
+         "--hypervisor=libvirt", "--arch", "aarch64", f"--reports-dir={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stdout[-3000:]
+    doc = read_results(tmp_path)
+    (v2_7,) = [c for c in doc["clauses"] if c["clause"] == "V2-7"]
+    assert v2_7["status"] == "pass", v2_7
+    assert "gic-version=2" in v2_7["evidence"][0] and "gic-version=3" in v2_7["evidence"][0]

@@ -16,7 +16,7 @@ from uuid import UUID
 
 import pytest
 
-from vmconform import nvram
+from vmconform import nvram, varstore
 from vmconform.console import Stop
 from vmconform.firmware import Firmware
 from vmconform.hypervisors import BootRequest
@@ -52,10 +52,10 @@ def test_find_variable_records_in_both_formats() -> None:
         plain_record(name, VENDOR_GUID, NONCE.encode()),
         auth_record(name, UUID(int=5), b"wrong guid"),
     ])  # fmt: skip
-    records = nvram.find_variable_records(store, name, VENDOR_GUID)
+    records = varstore.find_variable_records(store, name, VENDOR_GUID)
     assert [(r.state_name, r.attributes, r.data) for r in records] == [("deleted", 7, b"old"), ("added", 7, b"c0ffee")]
     assert records[0].offset == 100
-    assert nvram.find_variable_records(store, "VmcNv-absent", VENDOR_GUID) == ()
+    assert varstore.find_variable_records(store, "VmcNv-absent", VENDOR_GUID) == ()
 
 
 # ---------------------------------------------------------------------------------------------- a scripted VM

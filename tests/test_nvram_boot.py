@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vmconform import config, nvram
+from vmconform import config, nvram, varstore
 from vmconform.hypervisors import backend_for
 
 pytestmark = pytest.mark.boot
@@ -77,12 +77,12 @@ def test_virt_firmware_reads_the_variable_out_of_the_vars_file_after_a_power_off
     build_disk(DiskSpec(files=files, seed="hostread")).save(disk)
     r = runner.boot(backend_for(entry), "aarch64", (disk,), fw, nonce, tmp_path / "run", 90)
     r.expect_clean_poweroff()
-    var = nvram.read_variable(tmp_path / "run" / "vars.fd", f"{NV_VARIABLE_PREFIX}{nonce}", VENDOR_GUID)
+    var = varstore.read_variable(tmp_path / "run" / "vars.fd", f"{NV_VARIABLE_PREFIX}{nonce}", VENDOR_GUID)
     assert var == nvram.HostVariable(nvram.NV_ATTRIBUTES, nonce.encode())
     # the volatile variable (set in the same phase) is not in the store; a file without a store is a reason
-    volatile = nvram.read_variable(tmp_path / "run" / "vars.fd", f"{VOLATILE_VARIABLE_PREFIX}{nonce}", VENDOR_GUID)
+    volatile = varstore.read_variable(tmp_path / "run" / "vars.fd", f"{VOLATILE_VARIABLE_PREFIX}{nonce}", VENDOR_GUID)
     where = tmp_path / "run" / "vars.fd"
     assert isinstance(volatile, str)
     assert volatile.startswith(f"{where} holds no live variable {VOLATILE_VARIABLE_PREFIX}{nonce} ({VENDOR_GUID})")
-    why = nvram.read_variable(fw.vars_template, "X", VENDOR_GUID)
+    why = varstore.read_variable(fw.vars_template, "X", VENDOR_GUID)
     assert why == f"virt-firmware finds no EDK2 variable store in {fw.vars_template}"

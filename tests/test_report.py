@@ -6,11 +6,12 @@ import json
 import pytest
 
 from vmconform import report
+from vmconform.records import RunRecord
 
 
 def doc(**clause_status):
     clauses = [
-        {"clause": c, "title": c.lower(), "level": lvl, "status": st, "cases": 1, "evidence": [f"x: {c}"], "how": ""}
+        {"clause": c, "title": c.lower(), "level": lvl, "status": st, "cases": 1, "deciding_cases": 1, "evidence": [f"x: {c}"], "how": ""}
         for c, (lvl, st) in clause_status.items()
     ]
     return {
@@ -20,12 +21,17 @@ def doc(**clause_status):
         "hypervisors_file": "hypervisors.yaml",
         "arches": ["aarch64"],
         "spec": "2.0",
-        "firmwares": {"edk2/aarch64": {"code": "/fw/CODE.fd", "source": "d.json", "sha256": {"code": "a" * 64}}},
+        "exit_status": 0,
+        "firmwares": {
+            "edk2/aarch64": {"code": "/fw/CODE.fd", "mapping": "flash", "source": "d.json", "sha256": {"code": "a" * 64}}
+        },
         "clauses": clauses,
         "results": [
             {
                 "test": "suite/test_boot.py::test_removable_media_boot[qemu-aarch64-reference]",
                 "outcome": "passed",
+                "when": "call",
+                "duration": 1.0,
                 "message": "",
                 "firmware": "edk2",
                 "arch": "aarch64",
@@ -35,17 +41,26 @@ def doc(**clause_status):
     }
 
 
+def rec(d):
+    return RunRecord.from_json(d)
+
+
 def test_overall_verdict():
-    assert report.overall(doc(A=("MUST", "pass"), B=("SHOULD", "fail")))[0] == report.CONFORMS
-    assert report.overall(doc(A=("MUST", "pass"), B=("MUST", "not-tested")))[0] == report.INCOMPLETE
-    v, why = report.overall(doc(A=("MUST", "error"), B=("MUST", "not-tested")))
-    assert v == report.DOES_NOT_CONFORM and why == "MUST clauses failing: A"
+    assert report.overall(rec(doc(A=("MUST", "pass"), B=("SHOULD", "fail"))))[0] == report.CONFORMS
+    assert report.overall(rec(doc(A=("MUST", "pass"), B=("MUST", "not-tested"))))[0] == report.INCOMPLETE
+    v, why = report.overall(rec(doc(A=("MUST", "fail"), B=("MUST", "error"))))
+    assert v == report.DOES_NOT_CONFORM and why == "MUST clauses failing: A; undecided: B"
+
+
+def test_a_harness_error_never_makes_the_run_not_conform():
+    v, why = report.overall(rec(doc(A=("MUST", "error"), B=("MUST", "not-tested"))))
+    assert v == report.INCOMPLETE and "could not decide MUST clauses A" in why
 
 
 def test_html_names_the_verdict_the_firmware_and_escapes_evidence():
     d = doc(A=("MUST", "fail"))
     d["clauses"][0]["evidence"] = ["case: <script>alert(1)</script>"]
-    html = report.render_html(d)
+    html = report.render_html(rec(d))
     assert "DOES NOT CONFORM" in html and "EDK II, firmware revision 0x00010000" in html
     assert "<script>" not in html and "&lt;script&gt;" in html
 
@@ -57,14 +72,14 @@ def test_compare_reports_regressions_case_changes_and_firmware_change():
     b["clauses"][1]["status"] = "pass"
     b["results"][0]["outcome"] = "failed"
     b["firmwares"]["edk2/aarch64"]["sha256"]["code"] = "b" * 64
-    cmp = report.compare(a, b, "rel-A", "rel-B")
+    cmp = report.compare(rec(a), rec(b), "rel-A", "rel-B")
     assert cmp.clause_changes == [("A", "MUST", "pass", "fail"), ("B", "SHOULD", "fail", "pass")]
     assert [c[0] for c in cmp.regressions] == ["A"]
     assert cmp.case_changes == [("test_removable_media_boot[qemu-aarch64-reference]", "passed", "failed")]
     assert ("firmware edk2/aarch64 code sha256", "a" * 16, "b" * 16) in cmp.setup_changes
     text = cmp.text()
     assert "REGRESSION A (MUST): pass -> fail" in text and "changed    B (SHOULD): fail -> pass" in text
-    assert report.compare(a, copy.deepcopy(a)).text().endswith("no differences in clause verdicts or case outcomes")
+    assert report.compare(rec(a), rec(copy.deepcopy(a))).text().endswith("no differences in clause verdicts or case outcomes")
 
 
 def test_load_results_errors_are_one_line(tmp_path):
@@ -74,4 +89,4 @@ def test_load_results_errors_are_one_line(tmp_path):
     with pytest.raises(report.ReportError, match="not a vmconform results.json"):
         report.load_results(tmp_path)
     (tmp_path / "results.json").write_text(json.dumps(doc()))
-    assert report.load_results(tmp_path)["hypervisor"] == "qemu"
+    assert report.load_results(tmp_path).hypervisor == "qemu"

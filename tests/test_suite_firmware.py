@@ -4,23 +4,23 @@ subprocess): they pass where the firmware conforms, and the negative controls pr
 The wrong-arch firmware control is tests/test_faults.py::test_firmware_for_the_wrong_architecture.
 """
 
-import json
 from pathlib import Path
 
 import pytest
 import yaml
+from run_records import read_results
 from test_suite_run import REPO, run_pytest
 
 MODULES = ("suite/test_firmware.py", "suite/test_hwdesc.py", "suite/test_platform.py")
 
 
 def clauses(tmp_path: Path) -> dict[str, dict]:
-    doc = json.loads(((tmp_path / "latest").resolve() / "results.json").read_text())
+    doc = read_results(tmp_path)
     return {c["clause"]: c for c in doc["clauses"]}
 
 
 def outcomes(tmp_path: Path) -> dict[str, str]:
-    doc = json.loads(((tmp_path / "latest").resolve() / "results.json").read_text())
+    doc = read_results(tmp_path)
     return {r["test"].split("::")[-1]: r["outcome"] for r in doc["results"]}
 
 

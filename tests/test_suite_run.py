@@ -1,12 +1,12 @@
 """The conformance suite as a user runs it: pytest in a subprocess, reports, IDs and one-line errors."""
 
-import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from run_records import read_results
 
 from vmconform import cases, config
 
@@ -47,7 +47,7 @@ def test_suite_passes_on_qemu_tcg_and_writes_reports(tmp_path):
     junit = ET.parse(run_dir / "junit.xml").getroot()
     names = [tc.get("name") for tc in junit.iter("testcase")]
     assert names == ["test_removable_media_boot[qemu-edk2-aarch64-reference]"]
-    doc = json.loads((run_dir / "results.json").read_text())
+    doc = read_results(run_dir)
     (row,) = doc["results"]
     assert row["outcome"] == "passed" and row["exit_status"] == 0 and row["hypervisor"] == "qemu"
     assert row["probe"][0].startswith(f"VMCONFORM {row['nonce']} BOOT aarch64 ")  # BOOT grows fields
@@ -56,7 +56,10 @@ def test_suite_passes_on_qemu_tcg_and_writes_reports(tmp_path):
     assert clauses["IMG-4"]["status"] == "pass" and clauses["IMG-4"]["level"] == "MUST"
     (evidence,) = clauses["IMG-4"]["evidence"]
     boot_path = "path=\\EFI\\BOOT\\BOOTAA64.EFI"
-    assert evidence == f"qemu-edk2-aarch64-reference: VMCONFORM {row['nonce']} BOOT aarch64 {boot_path}"
+    assert evidence == (
+        f"qemu-edk2-aarch64-reference: VMCONFORM {row['nonce']} BOOT aarch64 {boot_path} "
+        "(vmconform check: the image holds its rule of IMG-4)"
+    )
     fw = doc["firmwares"]["edk2/aarch64"]
     assert len(fw["sha256"]["code"]) == 64 and doc["vendor_files_changed"] == []
     html = (run_dir / "report.html").read_text()
@@ -114,7 +117,7 @@ def test_space_separated_path_option_outside_the_checkout_is_explained(tmp_path)
 
 
 def outcomes(run_dir: Path) -> dict[str, tuple[str, tuple[tuple[str, str], ...]]]:
-    doc = json.loads((run_dir / "results.json").read_text())
+    doc = read_results(run_dir)
     per_case = {r["test"]: r["outcome"] for r in doc["results"]}
     clauses = tuple((c["clause"], c["status"]) for c in doc["clauses"])
     return {t: (o, clauses) for t, o in per_case.items()}
@@ -140,7 +143,7 @@ def test_the_whole_matrix_on_edk2_ends_as_the_catalogue_says(tmp_path):
     """The default suite on QEMU TCG + Debian's AAVMF/AAVMF32, every case of both arches: each case's observed
     outcome is the catalogue's `edk2` column, and a case passes exactly when that outcome conforms to UEFI."""
     p = run_pytest("suite/test_boot.py", "suite/test_malformed.py", "-n", "2", f"--reports-dir={tmp_path}")
-    doc = json.loads(((tmp_path / "latest").resolve() / "results.json").read_text())
+    doc = read_results(tmp_path)
     by_name = {c.name: c for c in cases.catalogue()}
     rows = {r["case"]: r for r in doc["results"]}
     assert set(rows) == {n for n, c in by_name.items() if cases.has_probe(c.arch)}

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from vmconform import clauses, verdicts
+from vmconform.verdicts import boot as vboot
 from vmconform.console import Stop
 from vmconform.probe import parse_line
 from vmconform.runner import BootResult, CaseFailure
@@ -37,7 +38,7 @@ def by_clause(vs):
 
 def test_a_good_boot_passes_every_clause_it_evidences():
     r = result("VMCONFORM n1 BOOT aarch64", FW_270, "VMCONFORM n1 END shutdown")
-    vs = by_clause(verdicts.removable_media_boot(r, "aarch64", "2.0", "flash", "aarch64-reference"))
+    vs = by_clause(vboot.removable_media_boot(r, "aarch64", "2.0", "flash", "aarch64-reference"))
     assert set(vs) == {"IMG-1", "IMG-2", "IMG-3", "IMG-4", "IMG-5", "IMG-6", "FW-7", "FW-1", "FW-2", "FW-3"}
     assert {v.status for v in vs.values()} == {"pass"}
     assert vs["FW-3"].evidence.startswith("UEFI 2.7 (need 2.6)")
@@ -47,8 +48,8 @@ def test_a_good_boot_passes_every_clause_it_evidences():
 def test_old_uefi_revision_is_a_should_warning_for_spec_2_only():
     fw24 = FW_270.replace("uefi_rev=00020046", "uefi_rev=00020028")
     r = result("VMCONFORM n1 BOOT aarch64", fw24, "VMCONFORM n1 END shutdown")
-    v1 = by_clause(verdicts.removable_media_boot(r, "aarch64", "1.0", "flash"))
-    v2 = by_clause(verdicts.removable_media_boot(r, "aarch64", "2.0", "flash"))
+    v1 = by_clause(vboot.removable_media_boot(r, "aarch64", "1.0", "flash"))
+    v2 = by_clause(vboot.removable_media_boot(r, "aarch64", "2.0", "flash"))
     assert v1["FW-3"].status == "pass" and v2["FW-3"].status == "fail"
     with pytest.warns(verdicts.ClauseWarning, match=r"FW-3 \(SHOULD\) fail: UEFI 2.4 \(need 2.6\)"):
         verdicts.enforce(list(v2.values()), "2.0")
@@ -59,21 +60,26 @@ def test_a_dead_end_fails_the_must_clauses_with_the_console_line():
         "dead-end", "the firmware fell back to the UEFI Shell", 'BdsDxe: starting Boot0001 "EFI Internal Shell"'
     )
     r = result(stop=stop, exit_status=None)
-    vs = verdicts.removable_media_boot(r, "aarch64", "2.0", "flash", "aarch64-reference")
-    assert {v.status for v in vs} == {"fail"}
-    with pytest.raises(CaseFailure, match=r"IMG-4 \(MUST\) fail: the firmware fell back to the UEFI Shell at"):
+    image = {c: ("pass", "vmconform check: the image holds every rule") for c in vboot.IMAGE_CLAUSES}
+    vs = vboot.removable_media_boot(r, "aarch64", "2.0", "flash", "aarch64-reference", image, "esp-second")
+    by = by_clause(vs)
+    # the image conforms (vmconform check), so the firmware's dead end is the VM's failure, never an image clause
+    assert {by[c].status for c in vboot.IMAGE_CLAUSES} == {"pass"}
+    assert by["FW-1"].status == by["FW-7"].status == "fail" and "esp-second layout" in by["FW-1"].evidence
+    with pytest.raises(CaseFailure, match=r"FW-1 \(MUST\) fail: the firmware must boot the esp-second layout .*"
+                       r"the firmware fell back to the UEFI Shell at"):
         verdicts.enforce(vs, "2.0")
 
 
 def test_silence_until_the_timeout_is_an_error_not_a_fail():
     r = result(stop=Stop("timeout", "no decision within 60 s"), exit_status=None, tail="")
-    assert {v.status for v in verdicts.removable_media_boot(r, "aarch64", "2.0", "flash")} == {"error"}
+    assert {v.status for v in vboot.removable_media_boot(r, "aarch64", "2.0", "flash")} == {"error"}
 
 
 def test_wrong_signature_fails_fw1():
     bad = FW_270.replace("st_sig=5453595320494249", "st_sig=0000000000000000")
     r = result("VMCONFORM n1 BOOT aarch64", bad, "VMCONFORM n1 END shutdown")
-    assert by_clause(verdicts.removable_media_boot(r, "aarch64", "2.0", "flash"))["FW-1"].status == "fail"
+    assert by_clause(vboot.removable_media_boot(r, "aarch64", "2.0", "flash"))["FW-1"].status == "fail"
 
 
 def test_roll_up_takes_the_worst_status_and_lists_untested_clauses():

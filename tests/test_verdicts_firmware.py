@@ -12,12 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from vmconform import verdicts_firmware as vf
+from vmconform.verdicts import firmware as vfirm
+from vmconform.verdicts import hwdesc as vhw
+from vmconform.verdicts import platform as vplat
+from vmconform.vm import VmShape, configured_cpus, memory_bytes
 from vmconform.facts import ProbeFacts
 from vmconform.probe import parse_lines
 
 DATA = Path(__file__).parent / "facts_data"
-VM = vf.VmShape(cpus=1, memory=512 << 20)
+VM = VmShape(cpus=1, memory=512 << 20)
 
 
 def text(name: str) -> str:
@@ -41,7 +44,7 @@ def by_clause(vs: list) -> dict:
 
 def test_rtc_passes_on_real_boots() -> None:
     for name in ("aarch64-acpi.log", "arm-dtb.log"):
-        (v,) = vf.rtc(facts(name), "2.0", "c")
+        (v,) = vfirm.rtc(facts(name), "2.0", "c")
         assert v.status == "pass" and "valid, advanced 1 s across the 1 s Stall" in v.evidence, v.evidence
 
 
@@ -55,13 +58,13 @@ def test_rtc_passes_on_real_boots() -> None:
     ],
 )
 def test_rtc_fails_on_each_bad_value(edit: tuple[str, str], why: str) -> None:
-    (v,) = vf.rtc(facts("aarch64-acpi.log", edit), "1.0")
+    (v,) = vfirm.rtc(facts("aarch64-acpi.log", edit), "1.0")
     assert v.status == "fail" and why in v.evidence, v.evidence
 
 
 def test_rtc_without_a_time_line_is_an_error() -> None:
     t = "\n".join(ln for ln in text("aarch64-acpi.log").splitlines() if " TIME " not in ln)
-    (v,) = vf.rtc(ProbeFacts.from_lines(parse_lines(t)), "2.0")
+    (v,) = vfirm.rtc(ProbeFacts.from_lines(parse_lines(t)), "2.0")
     assert v.status == "error"
 
 
@@ -70,7 +73,7 @@ def test_rtc_without_a_time_line_is_an_error() -> None:
 
 def test_acpi_only_passes_spec_1_hw1_fails_hw2_and_spec_2_both_clause() -> None:
     f = facts("aarch64-acpi.log")
-    v1, v2 = by_clause(vf.hardware_description(f, VM, "1.0")), by_clause(vf.hardware_description(f, VM, "2.0"))
+    v1, v2 = by_clause(vhw.hardware_description(f, VM, "1.0")), by_clause(vhw.hardware_description(f, VM, "2.0"))
     assert v1["HW-1"].status == "pass" and "ACPI_20" in v1["HW-1"].evidence
     assert v1["HW-2"].status == "fail" and "no DTB entry (B1B621D5-F19C-41A5-830B-D9152C69AAE0)" in v1["HW-2"].evidence
     assert "V2-5" not in v1 and "HW-2" not in v2
@@ -86,8 +89,8 @@ def test_acpi_only_passes_spec_1_hw1_fails_hw2_and_spec_2_both_clause() -> None:
 
 @pytest.mark.parametrize("name", ["aarch64-dtb.log", "arm-dtb.log"])
 def test_dt_only_passes_hw2_and_fails_v2_5(name: str) -> None:
-    v1 = by_clause(vf.hardware_description(facts(name), VM, "1.0"))
-    v2 = by_clause(vf.hardware_description(facts(name), VM, "2.0"))
+    v1 = by_clause(vhw.hardware_description(facts(name), VM, "1.0"))
+    v2 = by_clause(vhw.hardware_description(facts(name), VM, "2.0"))
     assert v1["HW-2"].status == "pass", v1["HW-2"].evidence
     for seen in (
         "DT /cpus has 1 cpu node(s)",
@@ -103,11 +106,11 @@ def test_dt_only_passes_hw2_and_fails_v2_5(name: str) -> None:
 
 
 def test_a_vm_with_more_cpus_or_memory_than_described_fails() -> None:
-    v = by_clause(vf.hardware_description(facts("aarch64-dtb.log"), vf.VmShape(2, 1 << 30), "1.0"))
+    v = by_clause(vhw.hardware_description(facts("aarch64-dtb.log"), VmShape(2, 1 << 30), "1.0"))
     assert v["HW-2"].status == "fail" and v["PLAT-1"].status == "fail"
     assert "DT /cpus has 1 cpu node(s), the VM is configured with 2 vCPU(s)" in v["PLAT-1"].evidence
     assert "DT memory nodes describe 512 MiB, the VM is configured with 1024 MiB" in v["PLAT-1"].evidence
-    a = by_clause(vf.hardware_description(facts("aarch64-acpi.log"), vf.VmShape(4, 512 << 20), "2.0"))
+    a = by_clause(vhw.hardware_description(facts("aarch64-acpi.log"), VmShape(4, 512 << 20), "2.0"))
     assert a["PLAT-1"].status == "fail" and "the MADT has 1 enabled GICC entries" in a["PLAT-1"].evidence
 
 
@@ -118,13 +121,13 @@ def test_psci_without_0_2_fails() -> None:
     t = text("aarch64-dtb.log")
     assert psci in t
     f = ProbeFacts.from_lines(parse_lines(t.replace(psci, old)))
-    v = by_clause(vf.hardware_description(f, VM, "2.0"))
+    v = by_clause(vhw.hardware_description(f, VM, "2.0"))
     assert v["V2-3"].status == "fail" and "names no arm,psci-0.2 or later" in v["V2-3"].evidence
 
 
 def test_no_tables_line_is_an_error_for_every_clause() -> None:
     t = "\n".join(ln for ln in text("arm-dtb.log").splitlines() if " TABLES " not in ln)
-    vs = vf.hardware_description(ProbeFacts.from_lines(parse_lines(t)), VM, "2.0")
+    vs = vhw.hardware_description(ProbeFacts.from_lines(parse_lines(t)), VM, "2.0")
     assert {v.status for v in vs} == {"error"} and len(vs) == 7
 
 
@@ -136,22 +139,22 @@ def test_counter_and_exception_level_pass_on_real_boots() -> None:
         ("aarch64-acpi.log", "aarch64", "CurrentEL 0x4: the application runs at EL1"),
         ("arm-dtb.log", "arm", "the application runs at SVC (PL1)"),
     ):
-        (c,) = vf.counter(facts(name), "2.0")
+        (c,) = vplat.counter(facts(name), "2.0")
         assert c.status == "pass" and "CNTFRQ 62500000 Hz" in c.evidence and "= 1.000 s" in c.evidence
-        (e,) = vf.exception_level(facts(name), arch, "2.0")
+        (e,) = vplat.exception_level(facts(name), arch, "2.0")
         assert e.status == "pass" and where in e.evidence
-    assert vf.exception_level(facts("aarch64-acpi.log"), "aarch64", "1.0") == []  # V2-2 is spec 2.0 only
+    assert vplat.exception_level(facts("aarch64-acpi.log"), "aarch64", "1.0") == []  # V2-2 is spec 2.0 only
 
 
 def test_counter_fails_without_frequency_or_when_stopped() -> None:
-    (v,) = vf.counter(facts("aarch64-acpi.log", (r"cntfrq=0000000003B9ACA0", "cntfrq=0000000000000000")), "2.0")
+    (v,) = vplat.counter(facts("aarch64-acpi.log", (r"cntfrq=0000000003B9ACA0", "cntfrq=0000000000000000")), "2.0")
     assert v.status == "fail" and v.evidence.startswith("CNTFRQ reads 0")
-    (v,) = vf.counter(facts("aarch64-acpi.log", (r"cntvct1=0000000005C6C8D2", "cntvct1=00000000020D0B25")), "1.0")
+    (v,) = vplat.counter(facts("aarch64-acpi.log", (r"cntvct1=0000000005C6C8D2", "cntvct1=00000000020D0B25")), "1.0")
     assert v.status == "fail" and "= 0.000 s (required: 0.5..2 s" in v.evidence
 
 
 def test_el2_fails_v2_2() -> None:
-    (v,) = vf.exception_level(
+    (v,) = vplat.exception_level(
         facts("aarch64-acpi.log", (r"el=0000000000000004", "el=0000000000000008")), "aarch64", "2.0"
     )
     assert v.status == "fail" and v.evidence == "CurrentEL 0x8: the application runs at EL2 (required: EL1)"
@@ -159,59 +162,62 @@ def test_el2_fails_v2_2() -> None:
 
 def test_gic_versions() -> None:
     acpi, dt = facts("aarch64-acpi.log"), facts("arm-dtb.log")
-    assert vf.gic_seen(acpi) == (2, "MADT GICD GicVersion 2 at 0x8000000")
-    assert vf.gic_seen(dt) == (2, "DT /intc@8000000 compatible 'arm,cortex-a15-gic'")
-    ok = vf.gic_versions({2: (2, "a"), 3: (3, "b")}, (2, 3), "2.0")
+    assert vhw.gic_seen(acpi) == (2, "MADT GICD GicVersion 2 at 0x8000000")
+    assert vhw.gic_seen(dt) == (2, "DT /intc@8000000 compatible 'arm,cortex-a15-gic'")
+    ok = vplat.gic_versions({2: (2, "a"), 3: (3, "b")}, (2, 3), "2.0")
     assert [(v.status, v.evidence) for v in ok] == [("pass", "gic-version=2: a; gic-version=3: b")]
-    (bad,) = vf.gic_versions({2: (2, "a"), 3: (2, "MADT GICD GicVersion 2")}, (2, 3), "2.0")
+    (bad,) = vplat.gic_versions({2: (2, "a"), 3: (2, "MADT GICD GicVersion 2")}, (2, 3), "2.0")
     assert bad.status == "fail" and "gic-version=3: MADT GICD GicVersion 2 (GICv2)" in bad.evidence
-    (only2,) = vf.gic_versions({2: (2, "a")}, (2,), "2.0")
+    (only2,) = vplat.gic_versions({2: (2, "a")}, (2,), "2.0")
     assert only2.status == "fail" and "GICv3 is not configured" in only2.evidence
-    (none,) = vf.gic_versions({}, (), "2.0")
+    (none,) = vplat.gic_versions({}, (), "2.0")
     assert none.status == "error" and "gic_versions: [2, 3]" in none.evidence
-    assert vf.gic_versions({}, (), "1.0") == []
+    assert vplat.gic_versions({}, (), "1.0") == []
 
 
 # ---------------------------------------------------------------------------------------------- NVRAM
 
 
 def test_preflight_messages() -> None:
-    assert vf.nvram_preflight("flash", ["-smp", "2"], True, None, "edk2") == []
-    [(status, why)] = vf.nvram_preflight("flash", ["-drive", "if=pflash,snapshot=on"], True, None, "edk2")
+    assert vfirm.nvram_preflight("flash", ["-smp", "2"], True, None, "edk2") == []
+    [(status, why)] = vfirm.nvram_preflight("flash", ["-drive", "if=pflash,snapshot=on"], True, None, "edk2")
     assert status == "fail" and "extra_args has 'if=pflash,snapshot=on'" in why
-    [(status, why)] = vf.nvram_preflight("bios", [], None, None, "u-boot")
+    [(status, why)] = vfirm.nvram_preflight("bios", [], None, None, "u-boot")
     assert status == "fail" and "loaded as the boot ROM (-bios) with no separate variable store" in why
-    [(status, why)] = vf.nvram_preflight("flash", [], False, None, "edk2")
+    [(status, why)] = vfirm.nvram_preflight("flash", [], False, None, "edk2")
     assert status == "error" and "not writable" in why
-    [(status, why)] = vf.nvram_preflight("flash", [], True, "vars V is 1 bytes, code C is 2", "edk2")
+    [(status, why)] = vfirm.nvram_preflight("flash", [], True, "vars V is 1 bytes, code C is 2", "edk2")
     assert status == "error" and why.endswith("CODE and VARS do not belong together: vars V is 1 bytes, code C is 2")
 
 
 def test_flow_and_store_verdicts() -> None:
-    passed = vf.nvram_flow("power", True, "power: the NV variable survived", "t.log", "2.0")
+    passed = vfirm.nvram_flow("power", True, "power: the NV variable survived", "t.log", "2.0")
     assert [(v.clause, v.status) for v in passed] == [("FW-4", "pass"), ("FW-5", "pass")]
-    (failed,) = vf.nvram_flow("warm", False, "warm: phase 1 ran twice\ntail", "t.log", "1.0")
+    (failed,) = vfirm.nvram_flow("warm", False, "warm: phase 1 ran twice\ntail", "t.log", "1.0")
     assert failed.status == "fail" and failed.evidence == "warm: phase 1 ran twice (transcript: t.log)"
     a, b = "a" * 64, "b" * 64
-    (v,) = vf.instance_store(a, a, "EFI_SUCCESS", 1, "vars file", "", "2.0")
+    (v,) = vfirm.instance_store(a, a, "EFI_SUCCESS", 1, "vars file", "", "2.0")
     assert v.status == "pass" and "byte-identical" in v.evidence
-    (v,) = vf.instance_store(
+    (v,) = vfirm.instance_store(
         a, b, "EFI_SUCCESS", None, "", "U-Boot variable file (ubootefi.var) at byte 2071552", "2.0"
     )
     assert v.status == "fail" and "(U-Boot variable file (ubootefi.var) at byte 2071552)" in v.evidence
-    (v,) = vf.instance_store(a, a, "EFI_SUCCESS", 0, "vars file", "", "2.0")
+    (v,) = vfirm.instance_store(a, a, "EFI_SUCCESS", 0, "vars file", "", "2.0")
     assert v.status == "error" and "never reached the instance's vars file" in v.evidence
-    (v,) = vf.instance_store(a, a, None, None, "", "", "2.0")
+    (v,) = vfirm.instance_store(a, a, None, None, "", "", "2.0")
     assert v.status == "error"
+    # variables in RAM (no store file of the instance) with the image byte-identical: FW-6 holds
+    (v,) = vfirm.instance_store(a, a, "EFI_SUCCESS", None, "", "", "2.0")
+    assert v.status == "pass" and "byte-identical" in v.evidence and "RAM" in v.evidence
 
 
 def test_configuration_parsing() -> None:
     assert (
-        vf.memory_bytes("512M") == 512 << 20
-        and vf.memory_bytes("1G") == 1 << 30
-        and vf.memory_bytes("256") == 256 << 20
+        memory_bytes("512M") == 512 << 20
+        and memory_bytes("1G") == 1 << 30
+        and memory_bytes("256") == 256 << 20
     )
-    assert vf.configured_cpus([]) == 1 and vf.configured_cpus(["-smp", "4"]) == 4
-    assert vf.configured_cpus(["-smp", "cpus=2,sockets=1"]) == 2
+    assert configured_cpus([]) == 1 and configured_cpus(["-smp", "4"]) == 4
+    assert configured_cpus(["-smp", "cpus=2,sockets=1"]) == 2
     with pytest.raises(ValueError, match="unreadable memory size"):
-        vf.memory_bytes("lots")
+        memory_bytes("lots")

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from vmconform.hypervisors import Disk
 from vmconform.image import EspFile, SparseImage, plan_disk, render_disk
 from vmconform.image.defects import DEFECTS, garbage, set_machine, truncate_in_section
 from vmconform.image.layouts import LAYOUTS
 from vmconform.probe import PROBE_ARCHES, assemble_probe, build_probe, removable_media_path
+from vmconform.vm import Disk
 
 ARCH_NAMES = ("aarch64", "arm")
 

@@ -30,6 +30,7 @@ import yaml
 
 from vmconform import clauses as clmod
 from vmconform import firmware as fwmod
+from vmconform.hypervisors import BACKENDS as BACKEND_REGISTRY
 
 ARCHES = ("aarch64", "arm")
 
@@ -103,7 +104,7 @@ class HypervisorsFile:
 
 # --- schema -----------------------------------------------------------------
 
-BACKENDS = ("qemu", "libvirt")
+BACKENDS = tuple(BACKEND_REGISTRY)  # the backend names hypervisors.yaml may use
 TOP_KEYS = {"default", "hypervisors"}
 ENTRY_KEYS = {"backend", "description", "accel", "timeout", "extra_args", "arches", "firmwares", "not_supported"}
 ARCH_KEYS = {"binary", "machine", "cpu", "memory", "extra_args", "gic_versions"}
@@ -391,8 +392,12 @@ def resolve_firmware(entry: HypervisorEntry, fwname: str, arch: str) -> fwmod.Fi
         raise ConfigError(msg if msg.startswith(where) else f"{where}: {msg}") from None
 
 
-def check_ready(entry: HypervisorEntry, arches: list[str], fwnames: list[str]) -> None:
-    """Everything a run on ``entry`` needs exists: binaries and firmware files."""
+def check_ready(
+    entry: HypervisorEntry, arches: list[str], fwnames: list[str]
+) -> dict[tuple[str, str], fwmod.Firmware]:
+    """Everything a run on ``entry`` needs exists: binaries and firmware files, each firmware resolved once and
+    pre-flighted; returned as (firmware name, arch) -> Firmware."""
+    out: dict[tuple[str, str], fwmod.Firmware] = {}
     for arch in arches:
         if arch not in entry.arches:
             raise ConfigError(
@@ -406,3 +411,5 @@ def check_ready(entry: HypervisorEntry, arches: list[str], fwnames: list[str]) -
                 fwmod.preflight(fw)
             except fwmod.FirmwareError as e:
                 raise ConfigError(str(e)) from None
+            out[(fwname, arch)] = fw
+    return out

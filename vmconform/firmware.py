@@ -227,7 +227,8 @@ def code_architecture(path: Path) -> str | None:
 
 
 def preflight(fw: Firmware) -> None:
-    """Checks before booting: the code is for the firmware's arch, and CODE and VARS belong together."""
+    """Checks before booting: the code is for the firmware's arch, CODE and VARS belong together, and VARS is a
+    variable store at all."""
     found = code_architecture(fw.code)
     if found is not None and found != fw.arch:
         raise FirmwareError(
@@ -241,6 +242,12 @@ def preflight(fw: Firmware) -> None:
                 f"{fw.source}: vars {fw.vars_template} is {vars_size} bytes but code {fw.code} is {code_size}; "
                 f"use the VARS template of the same firmware build"
             )
+    if fw.vars_template is not None:
+        from vmconform.varstore import is_edk2_store
+
+        problem = is_edk2_store(fw.vars_template)
+        if problem:
+            raise FirmwareError(f"{fw.source}: vars: {problem}; give the firmware's VARS template")
 
 
 def copy_vars_template(fw: Firmware, dest: Path) -> Path | None:

@@ -22,71 +22,28 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
+from vmconform import cases as casemod
 from vmconform.config import HypervisorEntry
 from vmconform.facts.probe import EfiStatus
-from vmconform.firmware import Firmware, copy_vars_template
-from vmconform.hypervisors import Backend
+from vmconform.firmware import Firmware, copy_vars_template, file_sha256
+from vmconform.hypervisors import Backend, Disk
 from vmconform.image import DiskSpec, EspFile, build_disk
 from vmconform.probe import ProbeLine, build_probe, removable_media_path
 from vmconform.probe.program import BOOTNEXT_OPTION, NEXT_PATH, NV_VARIABLE_PREFIX, VENDOR_GUID
 from vmconform.runner import BootResult, boot
+from vmconform.varstore import HostVariable, VarRecord, find_variable_records, read_variable
 
-__all__ = ["FLOWS", "NvramOutcome", "VarRecord", "run_flow", "find_variable_records", "ephemeral_vars"]
+__all__ = ["FLOWS", "NvramOutcome", "StoreOutcome", "run_flow", "run_store_flow", "ephemeral_vars"]
 
 FLOWS = ("warm", "cold", "power", "bootnext")
 NV_ATTRIBUTES = 0x7  # NON_VOLATILE | BOOTSERVICE_ACCESS | RUNTIME_ACCESS
 VOLATILE_ATTRIBUTES = 0x6
 NEXT_ESP_PATH = NEXT_PATH.strip("\\").replace("\\", "/")
-
-# EDK2 variable store (MdeModulePkg/Include/Guid/VariableFormat.h): VARIABLE_HEADER /
-# AUTHENTICATED_VARIABLE_HEADER start with StartId 0x55AA, State, Reserved, Attributes.
-_START_ID = 0x55AA
-_STATES = {0x3F: "added", 0x3E: "added, delete in transition", 0x3D: "deleted", 0x3C: "deleted",
-           0x7F: "header valid only"}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class VarRecord:
-    """One record of a variable in an EDK2 vars store file."""
-
-    offset: int
-    state: int
-    attributes: int
-    data: bytes
-
-    @property
-    def state_name(self) -> str:
-        return _STATES.get(self.state, f"state {self.state:#04x}")
-
-
-def find_variable_records(store: bytes, name: str, guid: UUID) -> tuple[VarRecord, ...]:
-    """The records of variable `name`/`guid` in an EDK2 variable store (authenticated or plain format)."""
-    needle = name.encode("utf-16-le") + b"\0\0"
-    out: list[VarRecord] = []
-    pos = store.find(needle)
-    while pos >= 0:
-        # authenticated header: 60 bytes (StartId, State, Reserved, Attributes, MonotonicCount, TimeStamp,
-        # PubKeyIndex, NameSize, DataSize, VendorGuid); plain header: 32 bytes (..., NameSize, DataSize, Guid)
-        for header, sizes_at in ((60, 36), (32, 8)):
-            start = pos - header
-            if start < 0:
-                continue
-            start_id, state, _, attributes = struct.unpack_from("<HBBI", store, start)
-            name_size, data_size = struct.unpack_from("<II", store, start + sizes_at)
-            vendor = UUID(bytes_le=store[start + sizes_at + 8 : start + sizes_at + 24])
-            if start_id == _START_ID and name_size == len(needle) and vendor == guid:
-                data = store[pos + len(needle) : pos + len(needle) + data_size]
-                out.append(VarRecord(start, state, attributes, data))
-                break
-        pos = store.find(needle, pos + 2)
-    return tuple(out)
-
 
 def ephemeral_vars(entry: HypervisorEntry) -> HypervisorEntry:
     """The entry with QEMU's ``-snapshot`` (snapshot=on for every drive, the vars pflash included): writes go
@@ -129,49 +86,15 @@ def _check_status(line: ProbeLine, name: str, want: str, what: str) -> None:
         raise _Fail(f"{what}: {got} (expected {want}) in {line.raw.strip()!r}")
 
 
-@dataclass(frozen=True)
-class HostVariable:
-    """A live variable as virt-firmware reads it out of an EDK2 vars file on the host."""
-
-    attributes: int
-    data: bytes
-
-
-def read_variable(vars_path: Path, name: str, guid: UUID) -> HostVariable | str:
-    """The live variable `name`/`guid` in the vars file, read with virt-firmware's EDK2 varstore reader; or a
-    one-line reason when there is none (not in the store, no store at all, or the reader refused the file)."""
-    import contextlib
-    import io
-    import logging
-
-    from virt.firmware.varstore import edk2  # type: ignore[import-untyped]
-
-    logger = logging.getLogger()
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)  # it logs "varstore not found" and exits on files without a store
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            varlist = edk2.Edk2VarStore(str(vars_path)).get_varlist()
-    except SystemExit:
-        return f"virt-firmware finds no EDK2 variable store in {vars_path}"
-    except Exception as e:  # noqa: BLE001 - a foreign file may break the reader in any way
-        return f"virt-firmware cannot read {vars_path}: {type(e).__name__}: {e}"
-    finally:
-        logger.setLevel(level)
-    var = varlist.get(name)
-    if var is None or str(var.guid).lower() != str(guid).lower():
-        return f"{vars_path} holds no live variable {name} ({guid}) (virt-firmware lists {len(varlist)} others)"
-    return HostVariable(int(var.attr), bytes(var.data))
-
-
-def _phase_watch(nonce: str, seen: list[int]) -> Callable[[ProbeLine], str | None]:
-    """Stop at END, at a stale probe, or at once when phase 1 starts a second time."""
+def _phase_watch(nonce: str, seen: list[ProbeLine]) -> Callable[[ProbeLine], str | None]:
+    """The one phase watcher of every flow: stop at END, at a stale probe, or at once when phase 1 starts a
+    second time (the store forgot the variable); `seen` collects the phase-1 lines."""
 
     def decide(line: ProbeLine) -> str | None:
         if line.nonce != nonce:
             return f"a probe with nonce {line.nonce} ran, but this flow's nonce is {nonce} (stale image?)"
         if line.key == "NVRAM" and line.args[:1] == ("phase1",):
-            seen.append(1)
+            seen.append(line)
             if len(seen) > 1:
                 return "phase 1 seen twice: the non-volatile variable did not survive"
         if line.key == "END":
@@ -205,7 +128,7 @@ def run_flow(
         return _bootnext(backend, arch, firmware, workdir, timeout, nonce, disk, vars_path, echo, tag)
     files = (EspFile(removable_media_path(arch), build_probe(arch, nonce, mode=mode)),)
     build_disk(DiskSpec(files=files, seed=f"nvram-{mode}:{nonce}")).save(disk)
-    seen: list[int] = []
+    seen: list[ProbeLine] = []
     host_read: HostVariable | str | None = None
     boots = [boot(backend, arch, (disk,), firmware, nonce, workdir / "boot1", timeout, echo=echo,
                   vars_path=vars_path, decide=_phase_watch(nonce, seen), tag=tag)]  # fmt: skip
@@ -233,7 +156,7 @@ def _with_evidence(why: str, boots: list[BootResult]) -> str:
     return f"{why}\n{last.describe()}\n--- console tail ---\n{last.tail}\n---"
 
 
-def _judge(mode: str, nonce: str, boots: list[BootResult], seen: list[int], records: tuple[VarRecord, ...],
+def _judge(mode: str, nonce: str, boots: list[BootResult], seen: list[ProbeLine], records: tuple[VarRecord, ...],
            vars_path: Path, host_read: HostVariable | str | None = None) -> None:  # fmt: skip
     lines = [line for b in boots for line in b.lines]
     if len(seen) > 1:
@@ -336,3 +259,61 @@ def _bootnext(backend: Backend, arch: str, firmware: Firmware, workdir: Path, ti
     return NvramOutcome("bootnext", nonce, True,
                         f"bootnext: the firmware booted Boot{BOOTNEXT_OPTION:04X} ({NEXT_PATH}) after the reset",
                         (result,), vars_path, records)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    """FW-6: a case's image with a probe that sets a non-volatile variable, booted once: where did it go?"""
+
+    result: BootResult
+    nonce: str
+    before: str  # sha256 of the disk image before the boot
+    after: str
+    set_status: str | None  # SetVariable(NV|BS|RT) status name, None when the probe never got there
+    records: int | None  # records of the variable in the instance's vars file (None: there is none)
+    vars_name: str  # how the evidence names the instance's store ("" when there is none)
+    image_store: str  # what `vmconform check` finds stored in the image afterwards ("" when nothing)
+
+
+def run_store_flow(
+    backend: Backend,
+    case: casemod.Case,
+    firmware: Firmware,
+    workdir: Path,
+    out_dir: Path,
+    timeout: float,
+    tag: str = "",
+    echo: Callable[[bytes], None] | None = None,
+) -> StoreOutcome:
+    """Boot `case`'s image with the warm flow's probe on a fresh vars copy and see where the variable went.
+
+    Disk and vars copy live in `workdir`, the transcript in `out_dir`; never raises on a failing VM.
+    """
+    from vmconform.check import DiskError, check_image
+
+    arch, nonce = case.arch, casemod.new_nonce()
+    workdir.mkdir(parents=True, exist_ok=True)
+    disk = workdir / f"{case.name}.img"
+    casemod.build_image(case, nonce, build_probe(arch, nonce, mode="warm")).save(disk)
+    vars_copy = copy_vars_template(firmware, workdir / "vars.fd")
+    before = file_sha256(disk)
+    seen: list[ProbeLine] = []
+    disks = (Disk(disk, logical_block_size=case.sector_size),)
+    result = boot(backend, arch, disks, firmware, nonce, out_dir, timeout, vars_path=vars_copy, tag=tag,
+                  decide=_phase_watch(nonce, seen), echo=echo)  # fmt: skip
+    after = file_sha256(disk)
+    sets = next((ln for ln in result.lines if ln.key == "NVRAM" and ln.args[:1] == ("set",)), None)
+    set_status = EfiStatus.parse(sets.fields["nv"]).name if sets is not None and "nv" in sets.fields else None
+    records = None
+    if vars_copy is not None:
+        name = f"{NV_VARIABLE_PREFIX}{nonce}"
+        records = len(find_variable_records(vars_copy.read_bytes(), name, VENDOR_GUID))
+    image_store = ""
+    if after != before:
+        try:
+            rows = check_image(disk, arch, case.sector_size).rows
+            image_store = "; ".join(r.evidence for r in rows if r.id == "image.vars_store" and r.verdict == "fail")
+        except DiskError as e:
+            image_store = f"the image no longer reads as a disk: {e}"
+    vars_name = "vars file" if vars_copy else ""
+    return StoreOutcome(result, nonce, before, after, set_status, records, vars_name, image_store)

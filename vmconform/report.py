@@ -1,65 +1,87 @@
-"""Reports from a run's ``results.json``: the HTML certificate and the comparison of two runs.
+"""Reports from a run record (``results.json``): the overall verdict, the HTML certificate, comparing two runs.
 
-``results.json`` is the one source: the pytest plugin writes it, and everything
-here can be re-made from it later (``vmconform report RUN``, ``vmconform compare A B``).
+The run record (`vmconform.records`) is the one source: the pytest layer writes it, and everything here can
+be re-made from it later (``vmconform report RUN``, ``vmconform compare A B``).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from vmconform.enums import Status
+from vmconform.records import CaseRecord, RecordError, RunRecord, load_run
+
 CONFORMS, DOES_NOT_CONFORM, INCOMPLETE = "conforms", "does not conform", "incomplete"
 
 
-class ReportError(Exception):
-    """A run folder or results file that cannot be read (one-line message)."""
+ReportError = RecordError  # a run folder or results file that cannot be read (one-line message)
 
 
-def load_results(path: Path) -> dict[str, Any]:
+def load_results(path: Path) -> RunRecord:
     """``path`` is a run folder (or ``reports/latest``) or a results.json file."""
-    file = path / "results.json" if path.is_dir() else path
-    try:
-        doc = json.loads(file.read_text())
-    except FileNotFoundError:
-        raise ReportError(f"{file}: not found; give a run folder under reports/ or its results.json") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ReportError(f"{file}: not a readable results.json ({e})") from None
-    if not isinstance(doc, dict) or "results" not in doc or "clauses" not in doc:
-        raise ReportError(f"{file}: not a vmconform results.json (no 'results' and 'clauses')")
-    return doc
+    return load_run(path)
 
 
-def overall(doc: dict[str, Any]) -> tuple[str, str]:
-    """(verdict, why) over the MUST clauses of the run's spec."""
-    must = [c for c in doc["clauses"] if c["level"] == "MUST"]
-    failed = [c["clause"] for c in must if c["status"] in ("fail", "error")]
-    untested = [c["clause"] for c in must if c["status"] == "not-tested"]
+def overall(run: RunRecord) -> tuple[str, str]:
+    """(verdict, why) over the MUST clauses of the run's spec.
+
+    Only a MUST clause that *fails* (evidence that the VM did wrong) makes the run not conform; a MUST
+    clause in error (the harness or host could not decide) or not tested leaves it incomplete.
+    """
+    must = [c for c in run.clauses if c.level == "MUST"]
+    failed = [c.clause for c in must if c.status == Status.FAIL]
+    errors = [c.clause for c in must if c.status == Status.ERROR]
+    untested = [c.clause for c in must if c.status == Status.NOT_TESTED]
     if failed:
-        return DOES_NOT_CONFORM, f"MUST clauses failing: {', '.join(failed)}"
+        more = f"; undecided: {', '.join(errors)}" if errors else ""
+        return DOES_NOT_CONFORM, f"MUST clauses failing: {', '.join(failed)}{more}"
+    if errors:
+        return INCOMPLETE, f"the harness could not decide MUST clauses {', '.join(errors)} (see their evidence)"
     if untested:
         return INCOMPLETE, f"MUST clauses not tested by this run: {', '.join(untested)}"
     return CONFORMS, f"all {len(must)} MUST clauses pass"
 
 
-def firmware_identities(doc: dict[str, Any]) -> list[str]:
+def firmware_identities(run: RunRecord) -> list[str]:
     """Vendor and revisions as the probe reported them, one entry per distinct firmware."""
     seen: dict[str, str] = {}
-    for row in doc["results"]:
-        for line in row.get("probe", []):
+    for row in run.results:
+        for line in row.probe:
             parts = line.split(" ", 3)
             if len(parts) == 4 and parts[2] == "FW":
                 fields = parts[3]
                 vendor = fields.split("vendor=", 1)[1] if "vendor=" in fields else "?"
                 rev = next((f.split("=")[1] for f in fields.split() if f.startswith("fw_rev=")), "?")
                 uefi = next((f.split("=")[1] for f in fields.split() if f.startswith("uefi_rev=")), "?")
-                key = f"{row.get('firmware', '?')}/{row.get('arch', '?')}"
+                key = f"{row.firmware or '?'}/{row.arch or '?'}"
                 seen[key] = f"{vendor}, firmware revision 0x{rev}, UEFI revision 0x{uefi}"
     return [f"{k}: {v}" for k, v in sorted(seen.items())]
+
+
+def transcript_link(transcript: str, run_dir: Path | None) -> str:
+    """A transcript as a link inside the run folder, or "" when it is not one: only relative paths below the
+    run folder are links (never an absolute path, ``..``, or a URL such as ``javascript:``)."""
+    if not transcript:
+        return ""
+    path = Path(transcript)
+    if path.is_absolute():
+        if run_dir is None:
+            return ""
+        try:
+            path = path.relative_to(run_dir.resolve())
+        except ValueError:
+            try:
+                path = path.relative_to(run_dir)
+            except ValueError:
+                return ""
+    text = path.as_posix()
+    if ".." in path.parts or ":" in text or text.startswith("/") or any(ord(ch) < 32 for ch in text):
+        return ""
+    return text
 
 
 _ENV = jinja2.Environment(
@@ -69,25 +91,17 @@ _ENV = jinja2.Environment(
 )
 
 
-def render_html(doc: dict[str, Any], run_dir: Path | None = None) -> str:
-    verdict, why = overall(doc)
-    rows = []
-    for row in doc["results"]:
-        transcript = row.get("transcript", "")
-        if transcript and run_dir is not None:
-            try:
-                transcript = str(Path(transcript).relative_to(run_dir))
-            except ValueError:
-                pass
-        rows.append({**row, "transcript_link": transcript})
+def render_html(run: RunRecord, run_dir: Path | None = None) -> str:
+    verdict, why = overall(run)
+    rows = [{**r.to_json(), "transcript_link": transcript_link(r.transcript, run_dir)} for r in run.results]
     return _ENV.get_template("report.html.j2").render(
-        doc=doc, verdict=verdict, why=why, rows=rows, identities=firmware_identities(doc)
+        doc=run, verdict=verdict, why=why, rows=rows, identities=firmware_identities(run)
     )
 
 
-def write_html(doc: dict[str, Any], run_dir: Path) -> Path:
+def write_html(run: RunRecord, run_dir: Path) -> Path:
     out = run_dir / "report.html"
-    out.write_text(render_html(doc, run_dir))
+    out.write_text(render_html(run, run_dir))
     return out
 
 
@@ -136,32 +150,31 @@ class Comparison:
         return "\n".join(out)
 
 
-def _case_key(row: dict[str, Any]) -> str:
+def _case_key(row: CaseRecord) -> str:
     # The test id without the hypervisor part varies only by case and firmware name.
-    return row["test"].split("::")[-1]
+    return row.test.split("::")[-1]
 
 
-def compare(a: dict[str, Any], b: dict[str, Any], a_name: str = "A", b_name: str = "B") -> Comparison:
+def compare(a: RunRecord, b: RunRecord, a_name: str = "A", b_name: str = "B") -> Comparison:
     cmp = Comparison(a_name, b_name)
     for what in ("hypervisor", "spec", "accel"):
-        if a.get(what) != b.get(what):
-            cmp.setup_changes.append((what, str(a.get(what)), str(b.get(what))))
-    fa, fb = a.get("firmwares", {}), b.get("firmwares", {})
-    for key in sorted(set(fa) | set(fb)):
-        sa = fa.get(key, {}).get("sha256", {}).get("code", "-")
-        sb = fb.get(key, {}).get("sha256", {}).get("code", "-")
+        if getattr(a, what) != getattr(b, what):
+            cmp.setup_changes.append((what, str(getattr(a, what)), str(getattr(b, what))))
+    for key in sorted(set(a.firmwares) | set(b.firmwares)):
+        sa = a.firmwares[key].sha256.get("code", "-") if key in a.firmwares else "-"
+        sb = b.firmwares[key].sha256.get("code", "-") if key in b.firmwares else "-"
         if sa != sb:
             cmp.setup_changes.append((f"firmware {key} code sha256", sa[:16], sb[:16]))
-    ca = {c["clause"]: c for c in a["clauses"]}
-    cb = {c["clause"]: c for c in b["clauses"]}
+    ca = {c.clause: c for c in a.clauses}
+    cb = {c.clause: c for c in b.clauses}
     for clause in [c for c in ca if c in cb] + [c for c in cb if c not in ca]:
-        sa = ca.get(clause, {}).get("status", "absent")
-        sb = cb.get(clause, {}).get("status", "absent")
+        sa = ca[clause].status if clause in ca else "absent"
+        sb = cb[clause].status if clause in cb else "absent"
         if sa != sb:
-            level = (cb.get(clause) or ca.get(clause) or {}).get("level", "")
+            level = (cb.get(clause) or ca[clause]).level
             cmp.clause_changes.append((clause, level, sa, sb))
-    ra = {_case_key(r): r["outcome"] for r in a["results"]}
-    rb = {_case_key(r): r["outcome"] for r in b["results"]}
+    ra = {_case_key(r): r.outcome for r in a.results}
+    rb = {_case_key(r): r.outcome for r in b.results}
     for key in ra:
         if key in rb and ra[key] != rb[key]:
             cmp.case_changes.append((key, ra[key], rb[key]))

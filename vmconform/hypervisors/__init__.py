@@ -1,35 +1,54 @@
-"""Hypervisor backends: one module each, behind the small :class:`Backend` interface.
+"""Hypervisor backends: one module each, behind :class:`Backend`, found through one registry (`BACKENDS`).
 
-A backend turns a :class:`BootRequest` (disks, firmware, a private work folder)
-into a running VM whose serial console is a :class:`~vmconform.console.Console`.
-Adding a backend is one module here plus its name in ``config.BACKENDS`` and an
-entry in ``hypervisors.yaml``.
+A backend turns a :class:`BootRequest` (disks, firmware, a private work folder) into a running VM whose
+serial console is a :class:`~vmconform.console.Console`, and declares what it can do instead of leaving
+callers to guess:
+
+- :meth:`Backend.preflight`: can it run at all here (a daemon answers, ``/dev/kvm`` is usable)?
+- :meth:`Backend.sweep`: VMs of a run that it keeps outside vmconform's own processes (libvirt domains);
+- :meth:`Backend.shape`: the vCPUs and memory a VM really gets;
+- :meth:`Backend.gic_versions` / :meth:`Backend.with_gic`: the GIC versions it can give a VM (V2-7);
+- :attr:`Backend.power_cycle`: how a power cycle happens (FW-4);
+- :meth:`Backend.variable_store`: what kind of variable store a VM gets, and how the host reads it.
+
+Adding a backend is one module here, its line in `BACKENDS` and an entry in ``hypervisors.yaml``.
+Nothing heavy is imported until a backend is made (:func:`backend_for`).
 """
 
 from __future__ import annotations
 
+import importlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, ClassVar
 
-from vmconform.config import HypervisorEntry
-from vmconform.console import Console
-from vmconform.firmware import Firmware
+from vmconform.enums import StoreKind
+from vmconform.vm import Disk, VmShape, as_disk, configured_cpus, memory_bytes
 
+if TYPE_CHECKING:
+    from vmconform.config import HypervisorEntry
+    from vmconform.console import Console
+    from vmconform.firmware import Firmware
 
-@dataclass(frozen=True)
-class Disk:
-    """A disk to attach: a raw image file, the logical block size the VM presents, read-only or not."""
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "BootRequest",
+    "Disk",
+    "GicUnsupported",
+    "Leftover",
+    "VariableStore",
+    "as_disk",
+    "backend_for",
+]
 
-    path: Path
-    logical_block_size: int = 512
-    read_only: bool = False
-
-
-def as_disk(disk: Path | Disk) -> Disk:
-    """A bare path is a writable disk of 512-byte blocks."""
-    return disk if isinstance(disk, Disk) else Disk(Path(disk))
+BACKENDS: dict[str, str] = {
+    "qemu": "vmconform.hypervisors.qemu:QemuBackend",
+    "libvirt": "vmconform.hypervisors.libvirt:LibvirtBackend",
+}
+"""Every backend: its ``hypervisors.yaml`` name and the class that implements it (imported on use)."""
 
 
 @dataclass(frozen=True)
@@ -42,25 +61,84 @@ class BootRequest:
     tag: str = ""  # put in the VM process's environment (vmconform.reaper) so a sweep can find it
 
 
-class Backend(Protocol):
-    entry: HypervisorEntry
+@dataclass(frozen=True)
+class Leftover:
+    """A VM of this run found alive at session end (e.g. a libvirt domain), by name and tag."""
 
+    name: str
+    tag: str
+
+
+@dataclass(frozen=True)
+class VariableStore:
+    """The variable store a VM gets: its kind, in words for evidence, and whether the host can read it."""
+
+    kind: StoreKind
+    description: str
+    host_readable: bool  # the host reads variables out of it after the VM powered off (vmconform.varstore)
+
+
+class GicUnsupported(ValueError):
+    """The backend cannot give the VM the GIC version asked for (the message says why)."""
+
+
+class Backend(ABC):
+    """One hypervisor backend, made from its ``hypervisors.yaml`` entry."""
+
+    name: ClassVar[str]
+    power_cycle: ClassVar[str] = "the VM powers off and a new VM is started on the same variable store"
+
+    def __init__(self, entry: HypervisorEntry) -> None:
+        self.entry = entry
+
+    @abstractmethod
     def command(self, req: BootRequest) -> list[str]:
         """The full command line that starts the VM (also written to the work folder)."""
-        ...
 
+    @abstractmethod
     def start(self, req: BootRequest, echo: Callable[[bytes], None] | None = None) -> Console:
         """Start the VM; its console is returned (use it as a context manager)."""
-        ...
+
+    def preflight(self) -> None:
+        """Raise ``config.ConfigError`` (one line: the cause and what to do) when this backend cannot run here."""
+        return None
+
+    def sweep(self, run_id: str) -> list[Leftover]:
+        """Destroy this run's VMs that outlived their case outside vmconform's processes; name them."""
+        return []
+
+    def shape(self, arch: str) -> VmShape:
+        """The vCPUs and memory a VM of `arch` gets from this entry."""
+        s = self.entry.arches[arch]
+        return VmShape(configured_cpus([*self.entry.extra_args, *s.extra_args]), memory_bytes(s.memory))
+
+    def gic_versions(self, arch: str) -> tuple[int, ...]:
+        """The GIC versions this backend can give a VM of `arch` (the entry's ``gic_versions``)."""
+        return self.entry.arches[arch].gic_versions
+
+    def with_gic(self, arch: str, version: int) -> Backend:
+        """The same backend with the VM's GIC set to `version`; GicUnsupported when it cannot set it."""
+        raise GicUnsupported(f"hypervisor {self.entry.name}: backend {self.name} cannot set the GIC version")
+
+    def variable_store(self, firmware: Firmware) -> VariableStore:
+        """What a VM booted with `firmware` keeps its non-volatile variables in."""
+        if firmware.vars_template is not None:
+            return VariableStore(
+                StoreKind.PFLASH_FILE, f"a per-VM copy of {firmware.vars_template.name} on pflash", True
+            )
+        return VariableStore(
+            StoreKind.BOOT_ROM,
+            f"none of its own: {firmware.name} is the boot ROM (-bios), so variables live in RAM or on the ESP",
+            False,
+        )
 
 
 def backend_for(entry: HypervisorEntry) -> Backend:
-    if entry.backend == "qemu":
-        from vmconform.hypervisors.qemu import QemuBackend
-
-        return QemuBackend(entry)
-    if entry.backend == "libvirt":
-        from vmconform.hypervisors.libvirt import LibvirtBackend
-
-        return LibvirtBackend(entry)
-    raise ValueError(f"no backend module for {entry.backend!r}")
+    """The backend an entry names (`BACKENDS`); config validation has already checked the name."""
+    try:
+        module_name, _, class_name = BACKENDS[entry.backend].partition(":")
+    except KeyError:
+        raise ValueError(f"no backend module for {entry.backend!r}; known: {', '.join(BACKENDS)}") from None
+    cls = getattr(importlib.import_module(module_name), class_name)
+    backend: Backend = cls(entry)
+    return backend

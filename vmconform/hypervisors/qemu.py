@@ -13,16 +13,20 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import platform
 import re
 import shlex
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vmconform.config import HypervisorEntry, resolve_binary
-from vmconform.console import Console
-from vmconform.hypervisors import BootRequest, as_disk
+from vmconform.config import ConfigError, HypervisorEntry, resolve_binary
+from vmconform.hypervisors import Backend, BootRequest, GicUnsupported, as_disk
 from vmconform.reaper import TAG_ENV
+
+if TYPE_CHECKING:
+    from vmconform.console import Console
 
 # seccomp: no obsolete syscalls, no privilege changes, no spawning processes, no scheduler/affinity changes.
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
@@ -51,9 +55,7 @@ def machine_with_gic(machine: str, version: int) -> str:
 
 
 def gic_variant(entry: HypervisorEntry, arch: str, version: int) -> HypervisorEntry:
-    """The entry with the VM's GIC set to `version` (V2-7); ValueError for a backend that cannot set it."""
-    if entry.backend != "qemu":
-        raise ValueError(f"hypervisor {entry.name}: backend {entry.backend} cannot set the GIC version (yet)")
+    """The entry with the VM's GIC set to `version` in its machine options (``gic-version=N``, V2-7)."""
     settings = entry.arches[arch]
     variant = dataclasses.replace(settings, machine=machine_with_gic(settings.machine, version))
     return dataclasses.replace(entry, arches={**entry.arches, arch: variant})
@@ -64,9 +66,46 @@ def _opt(path: Path | str) -> str:
     return str(path).replace(",", ",,")
 
 
-class QemuBackend:
-    def __init__(self, entry: HypervisorEntry) -> None:
-        self.entry = entry
+# Host machines whose KVM can run a guest of each arch (an AArch32 guest needs an AArch64 host with EL1 AArch32).
+KVM_HOSTS = {"aarch64": ("aarch64", "arm64"), "arm": ("aarch64", "arm64")}
+
+
+def kvm_problem(guest_arch: str, host_machine: str | None = None, dev: Path = Path("/dev/kvm")) -> str | None:
+    """Why ``-accel kvm`` cannot run a `guest_arch` VM on this host (None: it may).
+
+    KVM runs guests of the host's own architecture only; vmconform's guests are Arm, so an x86 host
+    is refused before the first case rather than failing every case.
+    """
+    machine = (host_machine or platform.machine()).lower()
+    if machine not in KVM_HOSTS[guest_arch]:
+        return f"KVM runs guests of the host's own architecture; this host is {machine}, the guest {guest_arch}"
+    if not dev.exists():
+        return f"{dev} does not exist (no KVM in this kernel or container)"
+    if not os.access(dev, os.R_OK | os.W_OK):
+        return f"{dev} is not readable and writable by this user (add it to the kvm group)"
+    return None
+
+
+class QemuBackend(Backend):
+    """QEMU ``virt`` under TCG or KVM; the GIC version is a machine option."""
+
+    name = "qemu"
+
+    def preflight(self) -> None:
+        if self.entry.accel != "kvm":
+            return
+        for arch in self.entry.arches:
+            problem = kvm_problem(arch)
+            if problem:
+                raise ConfigError(
+                    f"hypervisor {self.entry.name}: accel kvm cannot run here: {problem}; run it on an Arm64 host "
+                    f"with /dev/kvm, or choose a TCG entry (--hypervisor qemu)"
+                )
+
+    def with_gic(self, arch: str, version: int) -> Backend:
+        if version not in (2, 3, 4):
+            raise GicUnsupported(f"GIC version {version}: QEMU virt offers gic-version 2, 3 and 4")
+        return type(self)(gic_variant(self.entry, arch, version))
 
     def command(self, req: BootRequest) -> list[str]:
         s = self.entry.arches[req.arch]
@@ -103,6 +142,8 @@ class QemuBackend:
         return argv
 
     def start(self, req: BootRequest, echo: Callable[[bytes], None] | None = None) -> Console:
+        from vmconform.console import Console
+
         argv = self.command(req)
         (req.workdir / "command.sh").write_text(shlex.join(argv) + "\n")
         env = {**os.environ, TAG_ENV: req.tag} if req.tag else None

@@ -1,8 +1,6 @@
-"""Verdicts for the firmware, hardware-description and platform clauses, from the probe's facts.
+"""Verdicts of suite/test_hwdesc.py: the DTB and ACPI describe the VM (HW-1, HW-2 / V2-5, PLAT-1/3/4, V2-3, V2-6).
 
-Each function takes what a boot (or an NVRAM flow) showed and returns :class:`~vmconform.verdicts.Verdict`s
-for the clauses the spec version has (clauses.md §1.3 FW-4/5/6/9, §1.4 HW-1/2, §1.5 PLAT-1/3/4/5, §1.8
-V2-2/3/5/6/7). Evidence names the value seen and what was required, so a firmware engineer can act on it.
+Evidence names the value seen and what was required, so a firmware engineer can act on it.
 """
 
 from __future__ import annotations
@@ -10,29 +8,15 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
-from vmconform import clauses as cl
 from vmconform.facts import FactError, ProbeFacts
 from vmconform.facts import acpi as acpimod
 from vmconform.facts.fdt import Fdt, FdtError, FdtNode
 from vmconform.facts.smbios import SmbiosError
 from vmconform.verdicts import ERROR, FAIL, PASS, Verdict, collector
+from vmconform.vm import VmShape, size_text
 
-__all__ = [
-    "VmShape",
-    "memory_bytes",
-    "configured_cpus",
-    "rtc",
-    "nvram_flow",
-    "nvram_preflight",
-    "instance_store",
-    "hardware_description",
-    "counter",
-    "exception_level",
-    "gic_versions",
-    "gic_seen",
-]
+__all__ = ["hardware_description", "gic_seen"]
 
 GIC_COMPATIBLES = {
     "arm,gic-v3": 3,
@@ -47,209 +31,7 @@ UART_COMPATIBLES = ("arm,pl011", "arm,sbsa-uart")
 TIMER_COMPATIBLES = ("arm,armv8-timer", "arm,armv7-timer")
 PSCI_02_OR_LATER = re.compile(r"^arm,psci-(\d+)\.(\d+)$")
 SPCR_SBSA_TYPES = {0x03: "ARM PL011", 0x0D: "ARM SBSA 32-bit", 0x0E: "ARM SBSA generic"}
-STALL_SECONDS = 1.0  # the probe's Stall between the two GetTime / counter reads
-COUNTER_TOLERANCE = (0.5, 2.0)  # counter seconds across the Stall, as a factor of STALL_SECONDS
 MEMORY_TOLERANCE = 0.10  # described memory within 10 % of the configured size
-
-
-def filter_spec(verdicts: Sequence[Verdict], spec: str) -> list[Verdict]:
-    """The verdicts whose clause the spec version has."""
-    return [v for v in verdicts if cl.get(v.clause).level(spec) is not None]
-
-
-# ------------------------------------------------------------------------------------------ configuration
-
-
-@dataclass(frozen=True)
-class VmShape:
-    """What the hypervisor entry configures for one arch: vCPUs and RAM in bytes."""
-
-    cpus: int
-    memory: int
-
-    @property
-    def memory_text(self) -> str:
-        return _size_text(self.memory)
-
-
-def memory_bytes(text: str) -> int:
-    """QEMU's -m syntax: a number with an optional k/M/G/T suffix (MiB when none)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)[iI]?[bB]?\s*", text)
-    if not m:
-        raise ValueError(f"unreadable memory size {text!r}")
-    shift = {"": 20, "k": 10, "m": 20, "g": 30, "t": 40}[m.group(2).lower()]
-    return int(float(m.group(1)) * (1 << shift))
-
-
-def configured_cpus(args: Sequence[str]) -> int:
-    """vCPUs from a QEMU ``-smp`` option in `args` (``-smp 4`` or ``-smp cpus=4,...``); 1 when absent."""
-    cpus = 1
-    for flag, value in zip(args, args[1:], strict=False):
-        if flag in ("-smp", "--smp"):
-            m = re.search(r"(?:^|,)(?:cpus=)?(\d+)(?:,|$)", value)
-            if m:
-                cpus = int(m.group(1))
-    return cpus
-
-
-def _size_text(n: int) -> str:
-    return f"{n >> 20} MiB" if n % (1 << 20) == 0 else f"{n} bytes"
-
-
-# ------------------------------------------------------------------------------------------ FW-9 RTC
-
-
-def rtc(facts: ProbeFacts, spec: str, case: str = "") -> list[Verdict]:
-    """FW-9: GetTime succeeds with an EFI_TIME in range, twice, advancing across the Stall; SetTime succeeds."""
-    out, v = collector(spec, case)
-    t = facts.time
-    if t is None:
-        v("FW-9", ERROR, "the probe printed no TIME line (it stopped before the time services were called)")
-        return out
-    problems = []
-    for name, status in (("GetTime #1", t.get0), ("GetTime #2", t.get1)):
-        if not status.ok:
-            problems.append(f"{name} returned {status} (required EFI_SUCCESS)")
-    for name, when in (("first", t.t0), ("second", t.t1)):
-        bad = when.problems()
-        if bad:
-            problems.append(f"the {name} EFI_TIME is invalid: {'; '.join(bad)} (UEFI §8.3 ranges)")
-    advanced = t.advanced
-    if not t.stall.ok:
-        problems.append(f"Stall(1 s) returned {t.stall}")
-    elif advanced is not None and not 0 < advanced <= 5 * STALL_SECONDS:
-        problems.append(
-            f"the time moved {advanced:+.0f} s across a {STALL_SECONDS:.0f} s Stall (required: it "
-            f"advances, by about {STALL_SECONDS:.0f} s)"
-        )
-    if not t.set.ok:
-        problems.append(f"SetTime(the time just read) returned {t.set} (required EFI_SUCCESS)")
-    seen = f"GetTime {t.t0} then {t.t1} (TimeZone {t.t0.time_zone:#x}), SetTime {t.set}"
-    if problems:
-        v("FW-9", FAIL, f"{'; '.join(problems)}; seen: {seen}")
-    else:
-        v("FW-9", PASS, f"{seen}: valid, advanced {advanced:.0f} s across the {STALL_SECONDS:.0f} s Stall")
-    return out
-
-
-# ------------------------------------------------------------------------------------------ FW-4/5/6 NVRAM
-
-FLOW_CLAUSES = {"warm": ("FW-5",), "cold": ("FW-5",), "power": ("FW-4", "FW-5"), "bootnext": ("FW-4", "FW-5")}
-
-
-def nvram_preflight(
-    mapping: str,
-    args: Sequence[str],
-    vars_copy_writable: bool | None,
-    pair_problem: str | None,
-    firmware: str,
-) -> list[tuple[str, str]]:
-    """What stops an NVRAM test before it boots: (status for FW-4/FW-5, message) per problem found.
-
-    `mapping` is the firmware's ("flash"/"bios"), `args` every extra argument the VM gets, `vars_copy_writable`
-    whether the per-test copy of the vars template can be written (None: there is no template), `pair_problem`
-    why CODE and VARS do not belong together (None: they do).
-    """
-    problems: list[tuple[str, str]] = []
-    if mapping == "bios":
-        problems.append(
-            (
-                FAIL,
-                f"pre-flight: firmware {firmware} is loaded as the boot ROM (-bios) with no separate variable "
-                f"store: the VM gives the firmware no persistent storage of its own (U-Boot writes ubootefi.var "
-                f"into the image's ESP instead, see FW-6); declare FW-4/FW-5 under not_supported: with the "
-                f"reason if that is by design",
-            )
-        )
-    snap = [a for a in args if a == "-snapshot" or "snapshot=on" in a]
-    if snap:
-        problems.append(
-            (
-                FAIL,
-                f"pre-flight: the vars store is ephemeral: extra_args has {snap[0]!r}, so QEMU "
-                f"drops every write to the vars pflash when it exits; remove it",
-            )
-        )
-    if mapping != "bios" and vars_copy_writable is False:
-        problems.append(
-            (
-                ERROR,
-                "pre-flight: the per-test copy of the vars template is not writable; "
-                "check the permissions of the base temp folder",
-            )
-        )
-    if pair_problem:
-        problems.append((ERROR, f"pre-flight: CODE and VARS do not belong together: {pair_problem}"))
-    return problems
-
-
-def nvram_flow(mode: str, passed: bool, message: str, transcript: str, spec: str, case: str = "") -> list[Verdict]:
-    """FW-4/FW-5 from one NVRAM flow (`vmconform.nvram.run_flow`)."""
-    out, v = collector(spec, case)
-    first = message.strip().splitlines()[0] if message.strip() else f"{mode}: no message"
-    evidence = first if passed else f"{first} (transcript: {transcript})"
-    for clause in FLOW_CLAUSES[mode]:
-        v(clause, PASS if passed else FAIL, evidence)
-    return out
-
-
-def instance_store(
-    before: str,
-    after: str,
-    set_status: str | None,
-    records: int | None,
-    vars_name: str,
-    image_store: str,
-    spec: str,
-    case: str = "",
-) -> list[Verdict]:
-    """FW-6 after a VM set an NV variable: the disk image is byte-identical, the variable is in the instance's store.
-
-    `before`/`after` are the disk image's sha256, `set_status` the SetVariable(NV|BS|RT) status name (None: never
-    called), `records` how many records of the variable the instance's vars file holds (None: there is no vars
-    file), `image_store` what `vmconform check` found stored in the image after the run ("" when nothing).
-    """
-    out, v = collector(spec, case)
-    if set_status is None:
-        v("FW-6", ERROR, "the probe never reached SetVariable(NV|BS|RT): where variables are kept is unknown")
-        return out
-    if set_status != "EFI_SUCCESS":
-        v("FW-6", ERROR, f"SetVariable(NV|BS|RT) returned {set_status}: no variable was stored to look for")
-        return out
-    if after != before:
-        found = f" ({image_store})" if image_store else ""
-        v(
-            "FW-6",
-            FAIL,
-            f"setting a UEFI variable wrote into the portable disk image{found}: sha256 {before[:16]}… before, "
-            f"{after[:16]}… after; variables must live in a store of the VM instance, not in the image",
-        )
-        return out
-    if records is None:
-        v(
-            "FW-6",
-            ERROR,
-            f"the disk image is byte-identical (sha256 {before[:16]}…) but the VM has no vars file: the "
-            f"variable was kept nowhere persistent (see FW-5)",
-        )
-    elif records == 0:
-        v(
-            "FW-6",
-            ERROR,
-            f"the disk image is byte-identical (sha256 {before[:16]}…) but the variable never reached "
-            f"the instance's {vars_name}: the store is not persistent (see FW-5)",
-        )
-    else:
-        v(
-            "FW-6",
-            PASS,
-            f"the disk image is byte-identical after the VM set a variable (sha256 {before[:16]}…); "
-            f"the variable is in the instance's {vars_name}",
-        )
-    return out
-
-
-# ------------------------------------------------------------------------------------------ hardware description
 
 
 def _fdt(facts: ProbeFacts) -> tuple[Fdt | None, str]:
@@ -339,7 +121,7 @@ def _describe_fdt(tree: Fdt, shape: VmShape) -> dict[str, Item]:
     mem = _fdt_memory(tree)
     items["memory"] = (
         abs(mem - shape.memory) <= MEMORY_TOLERANCE * shape.memory,
-        f"DT memory nodes describe {_size_text(mem)}, the VM is configured with {shape.memory_text}",
+        f"DT memory nodes describe {size_text(mem)}, the VM is configured with {shape.memory_text}",
     )
     gics = [(p, c) for p, n in tree.root.walk() for c in n.compatible if GIC_COMPATIBLES.get(c, 0) >= 2]
     items["gic"] = (
@@ -449,7 +231,7 @@ def _describe_acpi(tables: Mapping[str, bytes], facts: ProbeFacts, shape: VmShap
     if mem is not None:
         items["memory"] = (
             abs(mem - shape.memory) <= MEMORY_TOLERANCE * shape.memory,
-            f"SMBIOS type 17 memory devices total {_size_text(mem)}, the VM is configured with {shape.memory_text}",
+            f"SMBIOS type 17 memory devices total {size_text(mem)}, the VM is configured with {shape.memory_text}",
         )
     return items
 
@@ -541,85 +323,4 @@ def hardware_description(facts: ProbeFacts, shape: VmShape, spec: str, case: str
     judge("PLAT-4", ("gic",))
     judge("V2-3", ("psci",))
     judge("V2-6", ("uart",))
-    return out
-
-
-# ------------------------------------------------------------------------------------------ platform
-
-
-def counter(facts: ProbeFacts, spec: str, case: str = "") -> list[Verdict]:
-    """PLAT-5 (V2-8 in spec 2.0): CNTFRQ is non-zero and CNTVCT advances by about CNTFRQ x the Stall."""
-    out, v = collector(spec, case)
-    cpu = facts.cpu
-    if cpu is None:
-        v("PLAT-5", ERROR, "the probe printed no CPU line")
-        return out
-    freq = cpu.counter_frequency
-    regs = cpu.registers
-    if not freq:
-        v("PLAT-5", FAIL, "CNTFRQ reads 0: the generic timer's frequency is not programmed (required: non-zero)")
-        return out
-    ticks = regs.get("cntvct1", 0) - regs.get("cntvct0", 0)
-    secs = ticks / freq
-    lo, hi = COUNTER_TOLERANCE
-    seen = (
-        f"CNTFRQ {freq} Hz ({freq / 1e6:g} MHz); CNTVCT {regs.get('cntvct0', 0):#x} -> "
-        f"{regs.get('cntvct1', 0):#x} across a {STALL_SECONDS:.0f} s Stall = {secs:.3f} s"
-    )
-    if lo * STALL_SECONDS <= secs <= hi * STALL_SECONDS:
-        v("PLAT-5", PASS, seen)
-    else:
-        v("PLAT-5", FAIL, f"{seen} (required: {lo:g}..{hi:g} s: the virtual counter advances at CNTFRQ)")
-    return out
-
-
-def exception_level(facts: ProbeFacts, arch: str, spec: str, case: str = "") -> list[Verdict]:
-    """V2-2: the firmware runs the application at EL1 (AArch64 CurrentEL) or PL1 (AArch32, e.g. SVC)."""
-    out, v = collector(spec, case)
-    cpu = facts.cpu
-    if cpu is None:
-        v("V2-2", ERROR, "the probe printed no CPU line")
-        return out
-    where = cpu.privilege
-    if arch == "aarch64":
-        raw = f"CurrentEL {cpu.registers.get('el', 0):#x}"
-        ok = where == "EL1"
-    else:
-        raw = f"CPSR {cpu.registers.get('cpsr', 0):#x}"
-        ok = "(PL1)" in where
-    need = "EL1" if arch == "aarch64" else "a PL1 mode (SVC)"
-    v("V2-2", PASS if ok else FAIL, f"{raw}: the application runs at {where} (required: {need})")
-    return out
-
-
-def gic_versions(
-    runs: Mapping[int, tuple[int | None, str]], wanted: Sequence[int], spec: str, case: str = ""
-) -> list[Verdict]:
-    """V2-7: the VM boots with each GIC version asked for and describes that version.
-
-    `runs` maps a configured version to (the version the hardware description gives or None, evidence); a
-    version missing from `runs` was not configurable (evidence in `wanted`'s absence)."""
-    out, v = collector(spec, case)
-    if not wanted:
-        v(
-            "V2-7",
-            ERROR,
-            "the hypervisor entry lists no gic_versions for this arch: V2-7 needs boots with GICv2 and "
-            "GICv3 (add gic_versions: [2, 3] to its arches entry)",
-        )
-        return out
-    problems, seen = [], []
-    for version in (2, 3):
-        if version not in wanted:
-            problems.append(f"GICv{version} is not configured (gic_versions: {list(wanted)})")
-            continue
-        got, evidence = runs.get(version, (None, "not booted"))
-        if got == version:
-            seen.append(f"gic-version={version}: {evidence}")
-        else:
-            problems.append(f"gic-version={version}: {evidence}" + (f" (GICv{got})" if got else ""))
-    if problems:
-        v("V2-7", FAIL, "; ".join(problems + seen))
-    else:
-        v("V2-7", PASS, "; ".join(seen))
     return out

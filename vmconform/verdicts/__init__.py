@@ -1,5 +1,8 @@
 """Per-clause verdicts from what a boot showed, and their roll-up over a run.
 
+One module per suite area, named like ``suite/``: `boot`, `malformed`, `firmware`, `hwdesc`, `platform`;
+this module holds what they share.
+
 A verdict is ``pass``, ``fail``, ``not-supported`` (the hypervisor entry declares it
 does not do this, with a reason) or ``error`` (the harness could not decide; the
 evidence says why). Each carries its evidence: the console line or the host check.
@@ -13,13 +16,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from vmconform import cases
 from vmconform import clauses as cl
-from vmconform.cases import Case
-from vmconform.probe import ProbeLine
+from vmconform.enums import Status
+from vmconform.probe.protocol import ProbeLine
 from vmconform.runner import BootResult, CaseFailure
 
-PASS, FAIL, NOT_SUPPORTED, ERROR = "pass", "fail", "not-supported", "error"
+PASS, FAIL, NOT_SUPPORTED, ERROR = Status.PASS, Status.FAIL, Status.NOT_SUPPORTED, Status.ERROR
 STATUSES = (PASS, FAIL, NOT_SUPPORTED, ERROR)
 
 # Minimum system-table revisions: UEFI 2.4 for spec 1.0 (FW-3), 2.6 for spec 2.0 (V2-4).
@@ -41,7 +43,8 @@ class Verdict:
     case: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain strings only (a Status is a StrEnum): the dict crosses xdist's process boundary."""
+        return {k: str(v) for k, v in asdict(self).items()}
 
 
 def short(line: str, limit: int = 100) -> str:
@@ -87,6 +90,11 @@ def _boot_failure(result: BootResult) -> tuple[str, str]:
         return FAIL, f"no probe report: {stop.detail}; last console line {result.tail.splitlines()[-1]!r}"
     if stop.reason == "exited" and not result.tail.strip():
         return ERROR, f"the VM process ended with status {result.exit_status} before printing anything"
+    if stop.reason == "exited" and result.exit_status == 0 and not result.lines:
+        return ERROR, (
+            "the VM powered itself off (exit status 0) but no probe line reached the harness: console output "
+            "was lost, or a boot file other than the probe ran"
+        )
     if stop.reason == "exited" and result.exit_status is not None and result.exit_status < 0:
         return ERROR, f"the VM process was killed by signal {-result.exit_status} before the probe finished"
     last = result.tail.strip().splitlines()[-1] if result.tail.strip() else ""
@@ -101,76 +109,13 @@ def boot_failure(result: BootResult) -> tuple[str, str]:
     return _boot_failure(result)
 
 
-def removable_media_boot(
-    result: BootResult, arch: str, spec: str, firmware_mapping: str, case: str = ""
-) -> list[Verdict]:
-    """Verdicts from booting a conforming image with a fresh variable store."""
-    out, v = collector(spec, case)
-    boot = next((ln for ln in result.lines if ln.key == "BOOT"), None)
-    booted_ids = ("IMG-1", "IMG-2", "IMG-3", "IMG-4", "IMG-5", "IMG-6", "FW-7")
-    if boot is None:
-        status, evidence = _boot_failure(result)
-        for c in (*booted_ids, "FW-1"):
-            v(c, status, evidence)
-        if arch == "arm":
-            v("PLAT-2", status, evidence)
-        return out
-    for c in booted_ids:
-        v(c, PASS, boot_evidence(boot))
-    if arch == "arm":
-        v("PLAT-2", PASS, boot_evidence(boot))
-
-    fw = result.facts.get("FW")
-    if fw is None:
-        v("FW-1", FAIL, "the probe started but printed no FW line")
-        v("FW-3", ERROR, "no FW line: the UEFI revision is unknown")
-    else:
-        st, rt = fw.fields.get("st_sig", ""), fw.fields.get("rt_sig", "")
-        ok = st == SYSTEM_TABLE_SIGNATURE and rt == RUNTIME_SERVICES_SIGNATURE
-        v("FW-1", PASS if ok else FAIL, fw.raw.strip())
-        try:
-            rev = int(fw.fields.get("uefi_rev", ""), 16)
-        except ValueError:
-            v("FW-3", ERROR, f"unreadable uefi_rev in {fw.raw.strip()!r}")
-        else:
-            need = MIN_UEFI_REVISION[spec]
-            status = PASS if rev >= need else FAIL
-            v("FW-3", status, f"UEFI {uefi_revision_text(rev)} (need {uefi_revision_text(need)}): {fw.raw.strip()}")
-    how = {"flash": "firmware on pflash (CODE read-only, per-VM VARS)", "bios": "firmware as the boot ROM (-bios)"}
-    v("FW-2", PASS, how.get(firmware_mapping, firmware_mapping))
-    return out
-
-
-def malformed_image(
-    result: BootResult, case: Case, observed: str, gpt_changed: Sequence[str], label: str = ""
-) -> list[Verdict]:
-    """Verdicts from booting a malformed image: the firmware must reach an outcome UEFI allows, never hang."""
-    allowed = {
-        cases.BOOTS: "boot from it",
-        cases.RECOVERS: "boot from it (repairing the GPT from its intact copy)",
-        cases.FALLS_THROUGH: "skip it and boot the next option",
-        cases.EITHER: "boot from it or skip it",
-    }[case.expect]
-    what = {
-        cases.BOOTS: "it booted from the image",
-        cases.RECOVERS: f"it booted from the image and rewrote {', '.join(gpt_changed)}",
-        cases.FALLS_THROUGH: "it skipped the image and booted the fallback disk",
-        "wrong-probe": "a probe of neither this case nor its fallback ran",
-    }
-    if observed in what:
-        evidence = f"UEFI: the firmware must {allowed}; {what[observed]}"
-        evidence += f" ({short(result.lines[0].raw)})" if result.lines else ""
-        status = PASS if cases.conforms(case, observed) else FAIL
-    else:  # no probe ran at all
-        status, why = _boot_failure(result)
-        evidence = f"UEFI: the firmware must {allowed}; instead {why}"
-    if status == FAIL and observed == case.edk2 and case.edk2_evidence.startswith("observed"):
-        evidence += f" [known EDK2 behaviour: {case.edk2_evidence}]"
-    return [Verdict(c, status, evidence, label) for c in case.clauses]
+def filter_spec(verdicts: Sequence[Verdict], spec: str) -> list[Verdict]:
+    """The verdicts whose clause the spec version has."""
+    return [v for v in verdicts if cl.get(v.clause).level(spec) is not None]
 
 
 def worst(statuses: Iterable[str]) -> str:
-    order = {FAIL: 0, ERROR: 1, NOT_SUPPORTED: 2, PASS: 3}
+    order: dict[str, int] = {FAIL: 0, ERROR: 1, NOT_SUPPORTED: 2, PASS: 3}
     return min(statuses, key=lambda s: order[s], default=ERROR)
 
 

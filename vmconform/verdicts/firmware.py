@@ -1,0 +1,168 @@
+"""Verdicts of suite/test_firmware.py: RTC (FW-9), persistent variables (FW-4, FW-5), where they live (FW-6)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from vmconform.facts import ProbeFacts
+from vmconform.verdicts import ERROR, FAIL, PASS, Verdict, collector
+
+__all__ = ["FLOW_CLAUSES", "STALL_SECONDS", "instance_store", "nvram_flow", "nvram_preflight", "rtc"]
+
+STALL_SECONDS = 1.0  # the probe's Stall between the two GetTime / counter reads
+COUNTER_TOLERANCE = (0.5, 2.0)  # counter seconds across the Stall, as a factor of STALL_SECONDS
+MEMORY_TOLERANCE = 0.10  # described memory within 10 % of the configured size
+
+
+def rtc(facts: ProbeFacts, spec: str, case: str = "") -> list[Verdict]:
+    """FW-9: GetTime succeeds with an EFI_TIME in range, twice, advancing across the Stall; SetTime succeeds."""
+    out, v = collector(spec, case)
+    t = facts.time
+    if t is None:
+        v("FW-9", ERROR, "the probe printed no TIME line (it stopped before the time services were called)")
+        return out
+    problems = []
+    for name, status in (("GetTime #1", t.get0), ("GetTime #2", t.get1)):
+        if not status.ok:
+            problems.append(f"{name} returned {status} (required EFI_SUCCESS)")
+    for name, when in (("first", t.t0), ("second", t.t1)):
+        bad = when.problems()
+        if bad:
+            problems.append(f"the {name} EFI_TIME is invalid: {'; '.join(bad)} (UEFI §8.3 ranges)")
+    advanced = t.advanced
+    if not t.stall.ok:
+        problems.append(f"Stall(1 s) returned {t.stall}")
+    elif advanced is not None and not 0 < advanced <= 5 * STALL_SECONDS:
+        problems.append(
+            f"the time moved {advanced:+.0f} s across a {STALL_SECONDS:.0f} s Stall (required: it "
+            f"advances, by about {STALL_SECONDS:.0f} s)"
+        )
+    if not t.set.ok:
+        problems.append(f"SetTime(the time just read) returned {t.set} (required EFI_SUCCESS)")
+    seen = f"GetTime {t.t0} then {t.t1} (TimeZone {t.t0.time_zone:#x}), SetTime {t.set}"
+    if problems:
+        v("FW-9", FAIL, f"{'; '.join(problems)}; seen: {seen}")
+    else:
+        v("FW-9", PASS, f"{seen}: valid, advanced {advanced:.0f} s across the {STALL_SECONDS:.0f} s Stall")
+    return out
+
+
+FLOW_CLAUSES = {"warm": ("FW-5",), "cold": ("FW-5",), "power": ("FW-4", "FW-5"), "bootnext": ("FW-4", "FW-5")}
+
+
+def nvram_preflight(
+    mapping: str,
+    args: Sequence[str],
+    vars_copy_writable: bool | None,
+    pair_problem: str | None,
+    firmware: str,
+) -> list[tuple[str, str]]:
+    """What stops an NVRAM test before it boots: (status for FW-4/FW-5, message) per problem found.
+
+    `mapping` is the firmware's ("flash"/"bios"), `args` every extra argument the VM gets, `vars_copy_writable`
+    whether the per-test copy of the vars template can be written (None: there is no template), `pair_problem`
+    why CODE and VARS do not belong together (None: they do).
+    """
+    problems: list[tuple[str, str]] = []
+    if mapping == "bios":
+        problems.append(
+            (
+                FAIL,
+                f"pre-flight: firmware {firmware} is loaded as the boot ROM (-bios) with no separate variable "
+                f"store: the VM gives the firmware no persistent storage of its own (U-Boot writes ubootefi.var "
+                f"into the image's ESP instead, see FW-6); declare FW-4/FW-5 under not_supported: with the "
+                f"reason if that is by design",
+            )
+        )
+    snap = [a for a in args if a == "-snapshot" or "snapshot=on" in a]
+    if snap:
+        problems.append(
+            (
+                FAIL,
+                f"pre-flight: the vars store is ephemeral: extra_args has {snap[0]!r}, so QEMU "
+                f"drops every write to the vars pflash when it exits; remove it",
+            )
+        )
+    if mapping != "bios" and vars_copy_writable is False:
+        problems.append(
+            (
+                ERROR,
+                "pre-flight: the per-test copy of the vars template is not writable; "
+                "check the permissions of the base temp folder",
+            )
+        )
+    if pair_problem:
+        problems.append((ERROR, f"pre-flight: CODE and VARS do not belong together: {pair_problem}"))
+    return problems
+
+
+def nvram_flow(
+    mode: str, passed: bool, message: str, transcript: str, spec: str, case: str = "", probe_ran: bool = True
+) -> list[Verdict]:
+    """FW-4/FW-5 from one NVRAM flow (`vmconform.nvram.run_flow`); when the probe never ran (a refusal, a dead
+    end) nothing about persistence was seen, so the verdict is error with that reason."""
+    out, v = collector(spec, case)
+    first = message.strip().splitlines()[0] if message.strip() else f"{mode}: no message"
+    evidence = first if passed else f"{first} (transcript: {transcript})"
+    status = PASS if passed else FAIL if probe_ran else ERROR
+    if not probe_ran:
+        evidence = f"the flow's probe never ran, so persistence could not be judged: {evidence}"
+    for clause in FLOW_CLAUSES[mode]:
+        v(clause, status, evidence)
+    return out
+
+
+def instance_store(
+    before: str,
+    after: str,
+    set_status: str | None,
+    records: int | None,
+    vars_name: str,
+    image_store: str,
+    spec: str,
+    case: str = "",
+) -> list[Verdict]:
+    """FW-6 after a VM set an NV variable: the disk image is byte-identical, the variable is in the instance's store.
+
+    `before`/`after` are the disk image's sha256, `set_status` the SetVariable(NV|BS|RT) status name (None: never
+    called), `records` how many records of the variable the instance's vars file holds (None: there is no vars
+    file), `image_store` what `vmconform check` found stored in the image after the run ("" when nothing).
+    """
+    out, v = collector(spec, case)
+    if set_status is None:
+        v("FW-6", ERROR, "the probe never reached SetVariable(NV|BS|RT): where variables are kept is unknown")
+        return out
+    if set_status != "EFI_SUCCESS":
+        v("FW-6", ERROR, f"SetVariable(NV|BS|RT) returned {set_status}: no variable was stored to look for")
+        return out
+    if after != before:
+        found = f" ({image_store})" if image_store else ""
+        v(
+            "FW-6",
+            FAIL,
+            f"setting a UEFI variable wrote into the portable disk image{found}: sha256 {before[:16]}… before, "
+            f"{after[:16]}… after; variables must live in a store of the VM instance, not in the image",
+        )
+        return out
+    if records is None:
+        v(
+            "FW-6",
+            PASS,
+            f"the disk image is byte-identical (sha256 {before[:16]}…) after the VM set a variable: the firmware "
+            f"keeps variables outside the image (with no store file of the instance: in RAM; see FW-4/FW-5)",
+        )
+    elif records == 0:
+        v(
+            "FW-6",
+            ERROR,
+            f"the disk image is byte-identical (sha256 {before[:16]}…) but the variable never reached "
+            f"the instance's {vars_name}: the store is not persistent (see FW-5)",
+        )
+    else:
+        v(
+            "FW-6",
+            PASS,
+            f"the disk image is byte-identical after the VM set a variable (sha256 {before[:16]}…); "
+            f"the variable is in the instance's {vars_name}",
+        )
+    return out
