@@ -6,7 +6,6 @@ IMG-1..IMG-6, FW-1, FW-7 in shared/spec/clauses.md; the probe's FW line also
 evidences FW-2 and FW-3, and an arm image PLAT-2.
 """
 
-
 import pytest
 
 from fixtures.boot import BootCase

@@ -11,7 +11,6 @@ On QEMU `virt` EDK2 publishes ACPI only, or the DTB only with `acpi=off` (`--hyp
 and U-Boot publish a DTB and no ACPI: V2-5 fails in every QEMU configuration, with the GUIDs as evidence.
 """
 
-
 import pytest
 
 from fixtures.boot import BootCase

@@ -7,7 +7,6 @@ boot-manager prompt or a CPU exception is judged at once from its console, not b
 Where EDK2 is known to differ from UEFI the verdict says so (`edk2` column of the catalogue).
 """
 
-
 import pytest
 
 from fixtures.boot import BootCase

@@ -6,7 +6,6 @@
   QEMU's `-machine virt,gic-version=N`) and describes that GIC (MADT GICD version or DT compatible).
 """
 
-
 import pytest
 
 from fixtures.boot import BootCase

@@ -67,12 +67,25 @@ def results_doc(status: str) -> dict:
         "exit_status": 0,
         "firmwares": {},
         "clauses": [
-            {"clause": "FW-1", "title": "t", "level": "MUST", "status": status, "cases": 1, "deciding_cases": 1,
-             "evidence": [], "how": ""}
+            {
+                "clause": "FW-1",
+                "title": "t",
+                "level": "MUST",
+                "status": status,
+                "cases": 1,
+                "deciding_cases": 1,
+                "evidence": [],
+                "how": "",
+            }
         ],
         "results": [
-            {"test": "suite/x.py::t[a]", "outcome": "passed" if status == "pass" else "failed", "when": "call",
-             "duration": 1.0, "message": ""}
+            {
+                "test": "suite/x.py::t[a]",
+                "outcome": "passed" if status == "pass" else "failed",
+                "when": "call",
+                "duration": 1.0,
+                "message": "",
+            }
         ],
     }
 

@@ -11,7 +11,16 @@ from vmconform.records import RunRecord
 
 def doc(**clause_status):
     clauses = [
-        {"clause": c, "title": c.lower(), "level": lvl, "status": st, "cases": 1, "deciding_cases": 1, "evidence": [f"x: {c}"], "how": ""}
+        {
+            "clause": c,
+            "title": c.lower(),
+            "level": lvl,
+            "status": st,
+            "cases": 1,
+            "deciding_cases": 1,
+            "evidence": [f"x: {c}"],
+            "how": "",
+        }
         for c, (lvl, st) in clause_status.items()
     ]
     return {
@@ -23,7 +32,12 @@ def doc(**clause_status):
         "spec": "2.0",
         "exit_status": 0,
         "firmwares": {
-            "edk2/aarch64": {"code": "/fw/CODE.fd", "mapping": "flash", "source": "d.json", "sha256": {"code": "a" * 64}}
+            "edk2/aarch64": {
+                "code": "/fw/CODE.fd",
+                "mapping": "flash",
+                "source": "d.json",
+                "sha256": {"code": "a" * 64},
+            }
         },
         "clauses": clauses,
         "results": [
@@ -79,7 +93,11 @@ def test_compare_reports_regressions_case_changes_and_firmware_change():
     assert ("firmware edk2/aarch64 code sha256", "a" * 16, "b" * 16) in cmp.setup_changes
     text = cmp.text()
     assert "REGRESSION A (MUST): pass -> fail" in text and "changed    B (SHOULD): fail -> pass" in text
-    assert report.compare(rec(a), rec(copy.deepcopy(a))).text().endswith("no differences in clause verdicts or case outcomes")
+    assert (
+        report.compare(rec(a), rec(copy.deepcopy(a)))
+        .text()
+        .endswith("no differences in clause verdicts or case outcomes")
+    )
 
 
 def test_load_results_errors_are_one_line(tmp_path):

@@ -66,8 +66,11 @@ def test_a_dead_end_fails_the_must_clauses_with_the_console_line():
     # the image conforms (vmconform check), so the firmware's dead end is the VM's failure, never an image clause
     assert {by[c].status for c in vboot.IMAGE_CLAUSES} == {"pass"}
     assert by["FW-1"].status == by["FW-7"].status == "fail" and "esp-second layout" in by["FW-1"].evidence
-    with pytest.raises(CaseFailure, match=r"FW-1 \(MUST\) fail: the firmware must boot the esp-second layout .*"
-                       r"the firmware fell back to the UEFI Shell at"):
+    with pytest.raises(
+        CaseFailure,
+        match=r"FW-1 \(MUST\) fail: the firmware must boot the esp-second layout .*"
+        r"the firmware fell back to the UEFI Shell at",
+    ):
         verdicts.enforce(vs, "2.0")
 
 

@@ -212,11 +212,7 @@ def test_flow_and_store_verdicts() -> None:
 
 
 def test_configuration_parsing() -> None:
-    assert (
-        memory_bytes("512M") == 512 << 20
-        and memory_bytes("1G") == 1 << 30
-        and memory_bytes("256") == 256 << 20
-    )
+    assert memory_bytes("512M") == 512 << 20 and memory_bytes("1G") == 1 << 30 and memory_bytes("256") == 256 << 20
     assert configured_cpus([]) == 1 and configured_cpus(["-smp", "4"]) == 4
     assert configured_cpus(["-smp", "cpus=2,sockets=1"]) == 2
     with pytest.raises(ValueError, match="unreadable memory size"):

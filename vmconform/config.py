@@ -392,9 +392,7 @@ def resolve_firmware(entry: HypervisorEntry, fwname: str, arch: str) -> fwmod.Fi
         raise ConfigError(msg if msg.startswith(where) else f"{where}: {msg}") from None
 
 
-def check_ready(
-    entry: HypervisorEntry, arches: list[str], fwnames: list[str]
-) -> dict[tuple[str, str], fwmod.Firmware]:
+def check_ready(entry: HypervisorEntry, arches: list[str], fwnames: list[str]) -> dict[tuple[str, str], fwmod.Firmware]:
     """Everything a run on ``entry`` needs exists: binaries and firmware files, each firmware resolved once and
     pre-flighted; returned as (firmware name, arch) -> Firmware."""
     out: dict[tuple[str, str], fwmod.Firmware] = {}

@@ -45,6 +45,7 @@ NV_ATTRIBUTES = 0x7  # NON_VOLATILE | BOOTSERVICE_ACCESS | RUNTIME_ACCESS
 VOLATILE_ATTRIBUTES = 0x6
 NEXT_ESP_PATH = NEXT_PATH.strip("\\").replace("\\", "/")
 
+
 def ephemeral_vars(entry: HypervisorEntry) -> HypervisorEntry:
     """The entry with QEMU's ``-snapshot`` (snapshot=on for every drive, the vars pflash included): writes go
     to a temporary overlay that is dropped when QEMU exits. The negative control of the NVRAM flows."""

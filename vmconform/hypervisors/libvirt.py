@@ -150,6 +150,7 @@ def destroy(uri: str, name: str, timeout: float = VIRSH_TIMEOUT) -> bool:
 
 LeftoverDomain = Leftover  # a libvirt domain found alive at session end
 
+
 def our_domains(uri: str) -> list[LeftoverDomain]:
     """Every domain vmconform started on ``uri`` that still exists, with its tag."""
     r = virsh(uri, "list", "--all", "--name")
