@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from vmconform import config, firmware, reaper, runner
-from vmconform.verdicts import boot as vboot
 from vmconform.hypervisors import backend_for
+from vmconform.verdicts import boot as vboot
 
 REPO = Path(__file__).resolve().parent.parent
 AAVMF = Path("/usr/share/AAVMF")

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 
 from vmconform import clauses, verdicts
-from vmconform.verdicts import boot as vboot
 from vmconform.console import Stop
 from vmconform.probe import parse_line
 from vmconform.runner import BootResult, CaseFailure
+from vmconform.verdicts import boot as vboot
 
 FW_270 = (
     "VMCONFORM n1 FW st_sig=5453595320494249 uefi_rev=00020046 fw_rev=00010000 rt_sig=56524553544E5552 vendor=EDK II"

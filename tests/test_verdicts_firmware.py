@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from vmconform.facts import ProbeFacts
+from vmconform.probe import parse_lines
 from vmconform.verdicts import firmware as vfirm
 from vmconform.verdicts import hwdesc as vhw
 from vmconform.verdicts import platform as vplat
 from vmconform.vm import VmShape, configured_cpus, memory_bytes
-from vmconform.facts import ProbeFacts
-from vmconform.probe import parse_lines
 
 DATA = Path(__file__).parent / "facts_data"
 VM = VmShape(cpus=1, memory=512 << 20)
