@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pefile
 import pytest
 
 from vmconform import signing
@@ -26,5 +27,20 @@ def test_gen_signed_writes_the_probe_signed_with_the_test_key(arch: str, tmp_pat
     p = vmconform("gen", "--arch", arch, "--signed", "--nonce", "signed1", "-o", str(disk))
     assert p.returncode == 0, p.stderr
     assert "image (probe signed with vmconform's test key), nonce signed1" in p.stderr
-    signed = signing.sign(build_probe(arch, "signed1"))  # sbsign's signature is deterministic
-    assert signed in disk.read_bytes()  # a small file: its clusters are contiguous in the FAT image
+    unsigned = build_probe(arch, "signed1")
+    pe = pefile.PE(data=unsigned)
+    checksum = pe.OPTIONAL_HEADER.get_field_absolute_offset("CheckSum")
+    directory = pe.OPTIONAL_HEADER.DATA_DIRECTORY[4].get_file_offset()  # the certificate table's entry
+    data = disk.read_bytes()
+    at = data.find(unsigned[:checksum])
+    assert at > 0
+    # a small file: its clusters are contiguous; a signature is as long as any other (only its signing time differs)
+    probe = tmp_path / "probe.efi"
+    probe.write_bytes(data[at : at + len(signing.sign(unsigned))])
+    done = subprocess.run(["sbverify", "--cert", str(signing.signing_key().cert), str(probe)], capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    written = bytearray(probe.read_bytes()[: len(unsigned)])
+    written[checksum : checksum + 4] = unsigned[checksum : checksum + 4]
+    written[directory : directory + 8] = bytes(8)
+    assert bytes(written) == unsigned  # the probe itself, untouched by signing

@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
         "--signed",
         action="store_true",
         help="sign the probe (Authenticode, sbsign) with vmconform's test key, made on first use in the cache: it "
-        "runs where that key is enrolled (vmconform.signing.secure_boot_vars)",
+        "runs where that key is enrolled (vmconform.signing.secure_boot_vars); the signature holds its signing time",
     )
     g.add_argument(
         "--listing",

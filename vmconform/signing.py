@@ -6,7 +6,8 @@
   keys: `TRUSTED_KEY` ("vmconform-test", trusted) and `REVOKED_KEY` ("vmconform-revoked", in db and dbx).
 * `sign(image, key)`: an Authenticode signature on a PE image by Debian's `sbsign` (sbsigntool, what Debian
   signs its own boot chain with), which appends the certificate table after the last section, points the
-  security data directory at it and recomputes the PE checksum.
+  security data directory at it and recomputes the PE checksum. Its PKCS#7 carries a signingTime, so two
+  signatures of the same image differ in that time (and the checksum), nothing else.
 * `secure_boot_vars()`: an EDK2 variable-store template with `TRUSTED_KEY` enrolled in PK, KEK and db,
   `REVOKED_KEY` in db and dbx, and Secure Boot enabled, made with virt-firmware's `virt-fw-vars` (the
   field's tool for EDK2 stores) and cached. Debian's `AAVMF_VARS.fd` cannot be its base: it is blank
