@@ -84,3 +84,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want_stamp" ]; then
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$top$extra"
   echo "$want_stamp" >"$stamp"
 fi
+# the nested Xen host and its domU firmwares (tests/assets), built into the asset cache only when missing or stale
+if [ "$mode" = test ] && ! "$venv/bin/python" -m vmconform.assets status xen >/dev/null 2>&1; then say "building the Xen assets (a few minutes, once)"; "$venv/bin/python" -m vmconform.assets build xen >&2 || say "the Xen assets did not build (above); tests/assets/test_xen_boot.py tries again or skips"; fi

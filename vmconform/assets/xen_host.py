@@ -53,7 +53,8 @@ class Message:
 
 def parse(line: bytes) -> Message | None:
     """The message on `line`, or None if it is not a well-formed ``@vmc <n> <kind> ...`` line."""
-    parts = line.decode("ascii", "replace").strip().split(" ")
+    # only the line end is stripped: an empty last field (an empty base64 payload) stays a field
+    parts = line.decode("ascii", "replace").rstrip("\r\n").split(" ")
     if len(parts) < 3 or parts[0] != "@vmc" or not parts[1].isdigit():
         return None
     return Message(int(parts[1]), parts[2], tuple(parts[3:]))
