@@ -3,10 +3,13 @@
 
     .venv/bin/python bench/fuzz_check.py                 # 3 minutes
     .venv/bin/python bench/fuzz_check.py --seconds 600 --seed 7
+    .venv/bin/python bench/fuzz_check.py --hostile --seconds 0   # only the hostile trees of issue 14
 
 Builds valid GPT/FAT32/PE trees with tests/hostile_fat.py, twists one field or link each
 (tests/fuzz_twists.py), checks each image and prints the throughput, how many cases ended with each
 exit status and each row verdict, the slowest case and the peak memory of sampled cases (tracemalloc).
+With --hostile it first times the hostile trees of tests/test_check_hostile_fs.py (nested directories,
+shared looping runs, files sharing a chain, a chain past the link budget): time and traced peak each.
 Exit status 1 when a case raised, broke a row invariant or read past its budget.
 """
 
@@ -28,12 +31,35 @@ import fuzz_twists as fz  # noqa: E402
 from vmconform.check.budget import UNIT_BYTES  # noqa: E402
 
 
+def bench_hostile() -> None:
+    import test_check_hostile_fs as hostile
+
+    from vmconform.check import check_source
+
+    print("hostile trees (tests/test_check_hostile_fs.py):")
+    for name, make in hostile.CASES.items():
+        img = make()
+        start = time.perf_counter()
+        report = check_source(img, name)
+        elapsed = time.perf_counter() - start
+        tracemalloc.start()
+        check_source(img, name)
+        _cur, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        rows = ", ".join(f"{r.id} {r.verdict}" for r in report.rows if r.verdict in ("fail", "error"))
+        size = f"{img.allocated / 2**20:5.1f} MiB allocated"
+        print(f"  {name:14s} {size}: {elapsed:.2f} s, peak {top / 2**20:.1f} MiB; {rows}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--memory-every", type=int, default=100, help="measure tracemalloc's peak every N cases")
+    parser.add_argument("--hostile", action="store_true", help="first time the hostile trees of issue 14")
     args = parser.parse_args()
+    if args.hostile:
+        bench_hostile()
     rng = random.Random(args.seed)
     for name in fz.BASES:  # build the bases outside the measured loop
         fz.base(name)

@@ -158,7 +158,7 @@ def test_a_chain_longer_than_the_link_budget_is_an_error_naming_it() -> None:
     rows = result["rows"]
     assert isinstance(rows, dict)
     verdict, evidence = rows["esp.fat.chains"]
-    assert verdict == ERROR and "FAT links followed budget (524,288 for 64 MiB allocated)" in evidence
+    assert verdict == ERROR and "FAT links followed budget (262,144 for 64 MiB allocated)" in evidence
     assert "not decided" in evidence and result["exit"] == 1
 
 
