@@ -26,13 +26,15 @@ declare -A provides=(
   [u-boot-qemu]="file:/usr/lib/u-boot/qemu_arm64/u-boot.bin file:/usr/lib/u-boot/qemu_arm/u-boot.bin"
   [sbsigntool]="cmd:sbsign cmd:sbverify"
   [osslsigncode]="cmd:osslsigncode"
+  [chromium]="cmd:chromium"
 )
 want=(qemu-system-arm qemu-efi-aarch64 qemu-efi-arm u-boot-qemu)
 # test oracles: sgdisk, fsck.fat, mtools, qemu-img, fdisk -b 4096 (4Kn), dtc (DTB), systemd-repart (foreign images)
 # and libvirt (the libvirt backend's tests boot through a real daemon: scripts/start-libvirt); sbsign signs the
-# Secure Boot probes (vmconform.signing), sbverify and osslsigncode check the signatures independently
+# Secure Boot probes (vmconform.signing), sbverify and osslsigncode check the signatures independently; headless
+# chromium opens report.html in tests/test_report_browser.py
 [ "$mode" = test ] && want+=(gdisk dosfstools mtools qemu-utils fdisk device-tree-compiler systemd libvirt-daemon-system
-  sbsigntool osslsigncode)
+  sbsigntool osslsigncode chromium)
 
 have() {
   local w
@@ -86,3 +88,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want_stamp" ]; then
 fi
 # the nested Xen host and its domU firmwares (tests/assets), built into the asset cache only when missing or stale
 if [ "$mode" = test ] && ! "$venv/bin/python" -m vmconform.assets status xen >/dev/null 2>&1; then say "building the Xen assets (a few minutes, once)"; "$venv/bin/python" -m vmconform.assets build xen >&2 || say "the Xen assets did not build (above); tests/assets/test_xen_boot.py tries again or skips"; fi
+# the EDK2, U-Boot and QEMU releases of shared/notes/releases.md (cross-release tests), fetched only when missing
+if [ "$mode" = test ] && ! "$top/scripts/fetch-releases" --check >/dev/null 2>&1; then
+  say "fetching the firmware and QEMU releases (scripts/fetch-releases)"
+  "$top/scripts/fetch-releases" >&2 || say "the releases were not fetched (above); run scripts/fetch-releases again"
+fi

@@ -291,13 +291,14 @@ def _arch(r: _Reader, kp: tuple[str, ...], arch: str, spec: Any) -> ArchSettings
     for key in ("binary", "machine", "cpu", "memory"):
         if key not in spec:
             raise r.err(kp, f"missing key {key!r}")
+    extra = r.strings(spec.get("extra_args", []), kp + ("extra_args",))
     return ArchSettings(
         arch=arch,
-        binary=r.string(spec["binary"], kp + ("binary",)),
+        binary=_expand(r, r.string(spec["binary"], kp + ("binary",)), kp + ("binary",)),
         machine=r.string(spec["machine"], kp + ("machine",)),
         cpu=r.string(spec["cpu"], kp + ("cpu",)),
         memory=r.string(str(spec["memory"]), kp + ("memory",)),
-        extra_args=r.strings(spec.get("extra_args", []), kp + ("extra_args",)),
+        extra_args=tuple(_expand(r, a, kp + ("extra_args",)) for a in extra),
         gic_versions=_gic_versions(r, spec.get("gic_versions", []), kp + ("gic_versions",)),
     )
 
@@ -341,8 +342,31 @@ def _fwref(r: _Reader, kp: tuple[str, ...], name: str, arch: str, spec: Any) -> 
 
 
 def _path(r: _Reader, value: Any, kp: tuple[str, ...]) -> Path:
-    p = Path(os.path.expanduser(r.string(value, kp)))
+    p = Path(os.path.expanduser(_expand(r, r.string(value, kp), kp)))
     return p if p.is_absolute() else (r.path.parent / p)
+
+
+CACHE_VAR = "${VMCONFORM_CACHE}"
+
+
+def _expand(r: _Reader, text: str, kp: tuple[str, ...]) -> str:
+    """``${VMCONFORM_CACHE}`` -> vmconform's cache folder (where scripts/fetch-releases unpacks releases)."""
+    if "${" not in text:
+        return text
+    from vmconform.assets.cache import cache_dir
+
+    rest = text.replace(CACHE_VAR, "")
+    if "${" in rest:
+        raise r.err(kp, f"{text!r}: only {CACHE_VAR} is expanded here (vmconform's cache folder)")
+    return text.replace(CACHE_VAR, str(cache_dir()))
+
+
+def fetch_hint(path: Path | str) -> str:
+    """The hint "; run scripts/fetch-releases" when `path` lies in the releases cache, else ""."""
+    from vmconform.assets.cache import cache_dir
+
+    releases = cache_dir() / "releases"
+    return "; run scripts/fetch-releases" if releases in Path(path).parents else ""
 
 
 # --- resources: checked only for what a run is about to use ----------------
@@ -355,7 +379,8 @@ def resolve_binary(entry: HypervisorEntry, arch: str) -> str:
         pkg = {"aarch64": "qemu-system-arm", "arm": "qemu-system-arm"}.get(arch, "qemu-system")
         raise ConfigError(
             f"{entry.source}:{entry.line}: hypervisors.{entry.name}.arches.{arch}.binary: "
-            f"{s.binary!r} not found on PATH; install {pkg} or give the full path"
+            f"{s.binary!r} not found on PATH; "
+            + (fetch_hint(s.binary)[2:] if fetch_hint(s.binary) else f"install {pkg} or give the full path")
         )
     return found
 
@@ -389,7 +414,9 @@ def resolve_firmware(entry: HypervisorEntry, fwname: str, arch: str) -> fwmod.Fi
         return fwmod.explicit(fwname, arch, ref.code, ref.vars, source=where)
     except fwmod.FirmwareError as e:
         msg = str(e)
-        raise ConfigError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+        path = ref.descriptor or ref.code or ref.bios
+        hint = fetch_hint(path) if path is not None and not path.exists() else ""
+        raise ConfigError((msg if msg.startswith(where) else f"{where}: {msg}") + hint) from None
 
 
 def check_ready(entry: HypervisorEntry, arches: list[str], fwnames: list[str]) -> dict[tuple[str, str], fwmod.Firmware]:
