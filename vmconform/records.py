@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,9 @@ __all__ = [
     "RecordError",
     "RunRecord",
     "VerdictRecord",
+    "firmware_identities",
     "load_run",
+    "probe_identity",
 ]
 
 SCHEMA_VERSION = 1
@@ -171,22 +173,24 @@ class FirmwareRecord:
     mapping: str
     source: str
     sha256: Mapping[str, str]
+    identity: str = ""  # as the probe reported it: vendor, firmware and UEFI revisions ("" when no probe ran)
 
     @property
     def code(self) -> str:
         return self.files.get("code") or self.files.get("bios", "")
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.files, "mapping": self.mapping, "source": self.source, "sha256": dict(self.sha256)}
+        out = {**self.files, "mapping": self.mapping, "source": self.source, "sha256": dict(self.sha256)}
+        return out | ({"identity": self.identity} if self.identity else {})
 
     @classmethod
     def from_json(cls, doc: Any, where: str = "firmwares") -> FirmwareRecord:
         if not isinstance(doc, dict):
             raise RecordError(f"{where}: expected an object")
-        files = {k: str(v) for k, v in doc.items() if k not in ("mapping", "source", "sha256")}
+        files = {k: str(v) for k, v in doc.items() if k not in ("mapping", "source", "sha256", "identity")}
         sha = _need(doc, "sha256", dict, where)
         return cls(files, str(_need(doc, "mapping", str, where)), str(_need(doc, "source", str, where)),
-                   {str(k): str(v) for k, v in sha.items()})  # fmt: skip
+                   {str(k): str(v) for k, v in sha.items()}, str(doc.get("identity", "")))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,8 @@ class RunRecord:
     ended: str = ""
     host: str = ""
     notes: tuple[str, ...] = ()  # what the run wants a reader to know once (e.g. an arch a firmware lacks)
+    hypervisor_binary: str = ""  # the first arch's binary as run (a path), and its `--version` first line
+    hypervisor_version: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -222,6 +228,8 @@ class RunRecord:
             "hypervisor": self.hypervisor,
             "backend": self.backend,
             "accel": self.accel,
+            "hypervisor_binary": self.hypervisor_binary,
+            "hypervisor_version": self.hypervisor_version,
             "hypervisors_file": self.hypervisors_file,
             "arches": list(self.arches),
             "firmwares": {k: v.to_json() for k, v in self.firmwares.items()},
@@ -271,7 +279,31 @@ class RunRecord:
             ended=str(doc.get("ended", "")),
             host=str(doc.get("host", "")),
             notes=tuple(str(x) for x in doc.get("notes", [])),
+            hypervisor_binary=str(doc.get("hypervisor_binary", "")),
+            hypervisor_version=str(doc.get("hypervisor_version", "")),
         )  # fmt: skip
+
+
+def probe_identity(probe: Sequence[str]) -> str:
+    """The firmware as the probe's FW line reported it: "EDK II, firmware revision 0x00010000, UEFI revision
+    0x00020046" ("" without a FW line)."""
+    for line in probe:
+        parts = line.split(" ", 3)
+        if len(parts) == 4 and parts[2] == "FW":
+            kv = dict(f.split("=", 1) for f in parts[3].split(" vendor=", 1)[0].split() if "=" in f)
+            vendor = parts[3].split("vendor=", 1)[1] if "vendor=" in parts[3] else "?"
+            return f"{vendor}, firmware revision 0x{kv.get('fw_rev', '?')}, UEFI revision 0x{kv.get('uefi_rev', '?')}"
+    return ""
+
+
+def firmware_identities(results: Sequence[CaseRecord]) -> dict[str, str]:
+    """Maps "name/arch" to the firmware's identity as the first of its cases' probes reported it."""
+    out: dict[str, str] = {}
+    for row in results:
+        key = f"{row.firmware}/{row.arch}"
+        if key not in out and (ident := probe_identity(row.probe)):
+            out[key] = ident
+    return out
 
 
 def load_run(path: Path) -> RunRecord:

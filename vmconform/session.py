@@ -21,7 +21,7 @@ from vmconform import config as cfgmod
 from vmconform.firmware import Firmware
 from vmconform.hypervisors import Backend, backend_for
 
-__all__ = ["RunSetup", "SetupError", "check_timeout", "name_matches", "open_run"]
+__all__ = ["RunSetup", "SetupError", "check_timeout", "hypervisor_version", "name_matches", "open_run"]
 
 
 class SetupError(Exception):
@@ -40,9 +40,14 @@ class RunSetup:
     firmwares: Mapping[tuple[str, str], Firmware]  # (firmware name, arch) -> resolved once, checked
     spec: str
     timeout: float
+    notes: tuple[str, ...] = ()  # what the run tells its reader once (e.g. a firmware without an arch's build)
 
     def firmware(self, name: str, arch: str) -> Firmware:
         return self.firmwares[(name, arch)]
+
+    def has(self, name: str, arch: str) -> bool:
+        """Whether firmware `name` has a build for `arch` in this run (its cases for that arch are collected)."""
+        return (name, arch) in self.firmwares
 
 
 def check_timeout(value: float, what: str) -> float:
@@ -50,6 +55,21 @@ def check_timeout(value: float, what: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise SetupError(f"{what} {value}: a boot timeout is a number of seconds above 0 (e.g. 60)")
     return value
+
+
+def hypervisor_version(binary: str, timeout: float = 20.0) -> str:
+    """The first line of ``binary --version`` (e.g. "QEMU emulator version 10.0.2 (Debian ...)"), or why not."""
+    import subprocess
+
+    try:
+        done = subprocess.run([binary, "--version"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout, check=False)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return f"unknown ({binary} --version took more than {timeout:g} s)"
+    except OSError as e:
+        return f"unknown ({binary} --version: {e.strerror})"
+    lines = [ln.strip() for ln in done.stdout.splitlines() if ln.strip()]
+    return lines[0] if done.returncode == 0 and lines else f"unknown ({binary} --version exited {done.returncode})"
 
 
 def name_matches(name: str, pattern: str) -> bool:
@@ -76,7 +96,7 @@ def open_run(
             if not casemod.has_probe(a):
                 raise SetupError(f"--arch {a}: vmconform has no {a} probe yet; choose another --arch")
         fwnames = list(dict.fromkeys(firmware_names)) or [entry.default_firmware]
-        firmwares = cfgmod.check_ready(entry, chosen, fwnames)
+        firmwares, notes = _ready(entry, chosen, fwnames)
         backend = backend_for(entry)
         backend.preflight()
     except cfgmod.ConfigError as e:
@@ -95,4 +115,28 @@ def open_run(
                 f"--case {wanted}: no such case for {', '.join(chosen)}; {hint} (a trailing * matches a prefix)"
             )
     run_timeout = check_timeout(timeout, "--boot-timeout") if timeout is not None else entry.timeout
-    return RunSetup(hvfile, entry, backend, tuple(chosen), tuple(fwnames), firmwares, spec, run_timeout)
+    return RunSetup(hvfile, entry, backend, tuple(chosen), tuple(fwnames), firmwares, spec, run_timeout, notes)
+
+
+def _ready(
+    entry: cfgmod.HypervisorEntry, arches: list[str], fwnames: list[str]
+) -> tuple[dict[tuple[str, str], Firmware], tuple[str, ...]]:
+    """Each firmware resolved and checked for the arches it has a build for; a note for each arch it lacks
+    (those cases are not collected), a SetupError when a firmware has none of the chosen arches."""
+    firmwares: dict[tuple[str, str], Firmware] = {}
+    notes: list[str] = []
+    for name in fwnames:
+        per_arch = entry.firmwares.get(name)
+        if per_arch is None:  # check_ready names the configured ones
+            return cfgmod.check_ready(entry, arches, fwnames), ()
+        have = [a for a in arches if a in per_arch]
+        key = f"{entry.source}: hypervisors.{entry.name}.firmwares.{name}"
+        if not have:
+            raise SetupError(
+                f"{key}: no build for {', '.join(arches)}; it has {', '.join(per_arch)} (choose with --arch)"
+            )
+        for arch in arches:
+            if arch not in per_arch:
+                notes.append(f"firmware {name} has no {arch} build ({key}): its {arch} cases are not collected")
+        firmwares.update(cfgmod.check_ready(entry, have, [name]))
+    return firmwares, tuple(notes)
