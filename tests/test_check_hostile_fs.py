@@ -85,11 +85,22 @@ def one_endless_chain(links: int = 600_000) -> hf.PagedImage:
     return img
 
 
+def many_partitions(n: int = 131_072) -> hf.PagedImage:
+    """A GPT of `n` entries (a 16 MiB array, the most check reads), every one an ESP over the same LBAs
+    and half of them outside the usable range."""
+    img, layout = hf.PagedImage(64 << 20), hf.Layout()
+    last = img.size // 512 - 1
+    parts = [(2048, last - 33 + (i % 2) * 100, hf.ESP_TYPE, "ESP") for i in range(n)]
+    hf.write_gpt(img, layout, parts, entries=n)
+    return img
+
+
 CASES: dict[str, Callable[[], hf.PagedImage]] = {
     "nested": nested_directories,
     "shared-loop": shared_looping_run,
     "shared-chain": files_sharing_a_chain,
     "endless-chain": one_endless_chain,
+    "many-partitions": many_partitions,
 }
 
 
@@ -160,6 +171,16 @@ def test_a_chain_longer_than_the_link_budget_is_an_error_naming_it() -> None:
     verdict, evidence = rows["esp.fat.chains"]
     assert verdict == ERROR and "FAT links followed budget (262,144 for 64 MiB allocated)" in evidence
     assert "not decided" in evidence and result["exit"] == 1
+
+
+def test_a_gpt_of_131072_esps_gives_short_evidence() -> None:
+    result = measure("many-partitions")
+    assert_within_memory(result)
+    rows = result["rows"]
+    assert isinstance(rows, dict)
+    assert all(len(evidence) <= 1000 for _verdict, evidence in rows.values())
+    assert rows["esp.count"][0] == FAIL and "and 131064 more" in rows["esp.count"][1]
+    assert rows["gpt.partitions.range"][0] == FAIL and rows["gpt.partitions.overlap"][0] == FAIL
 
 
 def test_budget_error_reads_as_incomplete_on_the_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

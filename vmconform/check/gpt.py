@@ -137,28 +137,41 @@ class GptHeader:
         return array is not None and zlib.crc32(array) & 0xFFFFFFFF == self.array_crc
 
 
+_UNUSED = bytes(16)
+
+
 @dataclass(frozen=True)
 class GptEntry:
+    """A used partition entry. The type and the name stay raw until asked for: an array may hold 131,072."""
+
     index: int
-    type_guid: uuid.UUID
+    type_raw: bytes
     first: int
     last: int
     attributes: int
-    name: str
+    name_raw: bytes
+
+    @property
+    def type_guid(self) -> uuid.UUID:
+        return guid(self.type_raw)
+
+    @property
+    def name(self) -> str:
+        return self.name_raw.decode("utf-16-le", errors="replace").split("\0", 1)[0]
 
 
 def entries_of(array: bytes, size: int) -> list[GptEntry]:
+    """The used entries (type GUID not zero) of an entry array of `size`-byte entries."""
     out: list[GptEntry] = []
     if size < 128:
         return out
     for i in range(len(array) // size):
-        raw = array[i * size : i * size + 128]
-        type_guid = guid(raw[:16])
-        if type_guid.int == 0:
+        at = i * size
+        type_raw = array[at : at + 16]
+        if type_raw == _UNUSED:
             continue
-        first, last, attrs = struct.unpack_from("<QQQ", raw, 32)
-        name = raw[56:128].decode("utf-16-le", errors="replace").split("\0", 1)[0]
-        out.append(GptEntry(i + 1, type_guid, first, last, attrs, name))
+        first, last, attrs = struct.unpack_from("<QQQ", array, at + 32)
+        out.append(GptEntry(i + 1, type_raw, first, last, attrs, array[at + 56 : at + 128]))
     return out
 
 

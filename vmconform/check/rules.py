@@ -26,6 +26,15 @@ __all__ = ["CHECKS", "CHECK_DEFS", "ERROR", "FAIL", "PASS", "SKIP", "CheckDef", 
 
 ESP_GUID = uuid.UUID("C12A7328-F81F-11D2-BA4B-00A0C93EC93B")
 MAX_BOOT_FILE = 64 << 20
+MAX_EVIDENCE = 1000
+MAX_CANDIDATES = 64
+"""Partitions of each kind (ESP, other) looked at for a FAT volume: a GPT may list 131,072."""
+
+
+def _few(items: list[str], n: int = 8) -> str:
+    """The first `n` items, and how many more."""
+    more = f" and {len(items) - n} more" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,8 @@ class Checker:
         self.rows: dict[str, Row] = {}
 
     def put(self, check_id: str, verdict: str, evidence: str) -> None:
+        if len(evidence) > MAX_EVIDENCE:  # a GPT of 131,072 entries must not make a megabyte of evidence
+            evidence = evidence[: MAX_EVIDENCE - 3] + "..."
         self.rows.setdefault(check_id, Row(check_id, verdict, evidence))
 
     def rule(self, check_id: str, problems: list[str], ok: str) -> bool:
@@ -238,7 +249,7 @@ class Checker:
         ]
         self.rule(
             "gpt.partitions.range",
-            [f"outside usable LBAs {header.first_usable}..{header.last_usable}: " + ", ".join(bad_range)]
+            [f"outside usable LBAs {header.first_usable}..{header.last_usable}: " + _few(bad_range)]
             if bad_range
             else [],
             f"{_n(len(entries), 'partition')} inside {header.first_usable}..{header.last_usable}",
@@ -254,14 +265,15 @@ class Checker:
             ["overlapping: " + ", ".join(overlaps)] if overlaps else [],
             "no overlaps" + (f" (using the {which} GPT)" if which == "backup" else ""),
         )
-        esps = [e for e in entries if e.type_guid == ESP_GUID]
-        for e in esps:
+        esp_raw = ESP_GUID.bytes_le
+        esps = [e for e in entries if e.type_raw == esp_raw]
+        for e in esps[:MAX_CANDIDATES]:
             candidates.append(Volume(f"partition {e.index} ({e.name or 'ESP'})", e.first, e.last, True))
-        for e in entries:
-            if e.type_guid != ESP_GUID:
-                candidates.append(
-                    Volume(f"partition {e.index} ({e.name or e.type_guid}, not an ESP)", e.first, e.last, False)
-                )
+        others = (e for e in entries if e.type_raw != esp_raw)
+        for e, _ in zip(others, range(MAX_CANDIDATES), strict=False):
+            candidates.append(
+                Volume(f"partition {e.index} ({e.name or e.type_guid}, not an ESP)", e.first, e.last, False)
+            )
         volume = self._pick(candidates)
         if len(esps) == 1:
             self.put("esp.count", PASS, f"partition {esps[0].index}, LBA {esps[0].first}..{esps[0].last}")
@@ -269,7 +281,7 @@ class Checker:
             where = f"; the FAT volume checked is {volume.label}" if volume else ""
             self.put("esp.count", FAIL, f"no partition has the ESP type GUID{where}")
         else:
-            self.put("esp.count", FAIL, "ESP type GUID on partitions " + ", ".join(str(e.index) for e in esps))
+            self.put("esp.count", FAIL, "ESP type GUID on partitions " + _few([str(e.index) for e in esps]))
         if esps:
             esp = esps[0]
             self.rule(
@@ -292,7 +304,7 @@ class Checker:
     def _pick(self, candidates: list[Volume]) -> Volume | None:
         """The first FAT volume holding a boot file; else the first ESP; else the first valid FAT volume."""
         usable = []
-        for vol in candidates[:64]:
+        for vol in candidates[:MAX_CANDIDATES]:
             bpb = self._bpb_at(vol)
             if bpb is not None and not bpb.problems():
                 usable.append((vol, bpb))
