@@ -30,6 +30,9 @@ examples:
   vmconform boot --hypervisor qemu --keep out/ disk.img   keep transcript and command line in out/
   vmconform report reports/latest                     re-render the certificate, print the verdict
   vmconform compare reports/RUN-A reports/RUN-B       what changed between two runs (firmware A vs B)
+  vmconform compare RUN --firmware A --firmware B     two firmwares of one run
+  vmconform report merge SHARD... -o DIR              one run from the shards of a matrix run
+  vmconform history RUN... [--by-case] -o h.html      a row per clause (case), a column per run
 
 The conformance suite itself runs under pytest: `pytest` (or `pytest --hypervisor=kvm`) in the checkout;
 see README.md.
@@ -164,21 +167,15 @@ def _parser() -> argparse.ArgumentParser:
         "report",
         help="(re)write a run's report.html from its results.json and print its verdict",
         description="Render RUN's report.html (the certificate) from RUN/results.json and print the overall "
-        "verdict. RUN is a run folder under reports/ (reports/latest is the newest).",
+        "verdict. RUN is a run folder under reports/ (reports/latest is the newest). `vmconform report merge "
+        "RUN... -o DIR` merges the shards of one matrix run.",
     )
     r.add_argument("run", type=Path, help="run folder (or its results.json)")
     r.add_argument("-o", "--output", type=Path, help="HTML file to write (default: RUN/report.html)")
 
-    m = sub.add_parser(
-        "compare",
-        help="compare two runs (e.g. firmware release A vs B): clause regressions, case changes",
-        description="Compare two runs' results.json: set-up changes (firmware sha256, spec, hypervisor), "
-        "clause verdicts that changed (pass -> fail is a REGRESSION) and cases whose outcome changed.",
-        epilog="exit status: 0 when B has no clause regression against A, 1 when it has, 2 on unreadable input.",
-    )
-    m.add_argument("a", type=Path, help="the baseline run folder (or results.json)")
-    m.add_argument("b", type=Path, help="the run to compare with it")
-    m.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    from vmconform import cli_runs
+
+    cli_runs.add_commands(sub)  # compare, history
     return p
 
 
@@ -199,20 +196,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
     print(f"{verdict.upper()}: {why}")
     print(f"wrote {out}", file=sys.stderr)
     return 0
-
-
-def _cmd_compare(args: argparse.Namespace) -> int:
-    import json
-
-    from vmconform import report
-
-    try:
-        a, b = report.load_results(args.a), report.load_results(args.b)
-    except report.ReportError as e:
-        raise CliError(str(e)) from None
-    cmp = report.compare(a, b, str(args.a), str(args.b))
-    print(json.dumps(cmp.as_dict(), indent=2) if args.json else cmp.text())
-    return 1 if cmp.regressions else 0
 
 
 def _probe_facts(text: str) -> tuple[str, ...]:
@@ -356,6 +339,11 @@ def _cmd_boot(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["report", "merge"]:  # vmconform report merge RUN... -o DIR
+        from vmconform.cli_runs import merge_main
+
+        return merge_main(argv[2:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -368,8 +356,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_check(args)
         if args.command == "report":
             return _cmd_report(args)
-        if args.command == "compare":
-            return _cmd_compare(args)
+        if args.command in ("compare", "history"):
+            from vmconform import cli_runs
+
+            return cli_runs.run(args)
         return _cmd_boot(args)
     except CliError as e:
         print(f"vmconform: error: {e}", file=sys.stderr)
