@@ -102,7 +102,7 @@ class CaseChange:
 
     @property
     def name(self) -> str:
-        return " ".join(self.key)
+        return " ".join(k for k in self.key if k)
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "test": self.key[0], "arch": self.key[1], "case": self.key[2],
@@ -281,13 +281,21 @@ def _case_changes(a: Side, b: Side, with_fw: bool) -> tuple[int, list[CaseChange
     return paired, changes
 
 
+def _clauses(s: Side, spec: str) -> dict[str, dict[str, Any]]:
+    """The side's clause rows: the run's own roll-up, or (one firmware of a run) rolled up again from its cases."""
+    if s.firmware is None:
+        return {c.clause: c.to_json() for c in s.run.clauses}
+    return {c["clause"]: c for c in roll_up((v.to_json() for r in s.results for v in r.verdicts), spec)}
+
+
 def _clause_changes(a: Side, b: Side, spec: str) -> list[ClauseChange]:
-    ca = {c["clause"]: c for c in roll_up((v.to_json() for r in a.results for v in r.verdicts), spec)}
-    cb = {c["clause"]: c for c in roll_up((v.to_json() for r in b.results for v in r.verdicts), spec)}
+    ca, cb = _clauses(a, spec), _clauses(b, spec)
     flaky_labels = {v.case for r in b.results if is_flaky(r) for v in r.verdicts}
     out: list[ClauseChange] = []
     for clause, x in ca.items():
-        y = cb[clause]
+        y = cb.get(clause)
+        if y is None:
+            continue
         if x["status"] == y["status"]:
             continue
         ev = short(y["evidence"][0], 160) if y["evidence"] and y["status"] in BAD else ""
