@@ -86,6 +86,10 @@ def boot_case(ch: Channel, host: XenHost, fw: FirmwareName, image: Path, share: 
                     say(f"[{time.monotonic() - t0:7.2f}] {fw}| {line}")
                 if boot_s is None and f"VMCONFORM {NONCE} BOOT" in _joined(console.decode("utf-8", "replace")):
                     boot_s = time.monotonic() - start
+                if console.rstrip().endswith((b"=>", b"xenguest#", b"Shell>")):
+                    exit_event = "timeout"  # a firmware prompt: a dead end, destroyed below
+                    say(f"[{time.monotonic() - t0:7.2f}] {fw}: stopped at a firmware prompt")
+                    break
             elif msg.kind == "event" and msg.args[0] == name:
                 say(f"[{time.monotonic() - t0:7.2f}] {fw}: event {' '.join(msg.args[1:])}")
                 if msg.args[1] == "exited":
