@@ -46,7 +46,7 @@ def record(transcript: str = "cases/t/console.log") -> RunRecord:
         extra={"probe_mode": "warm", "nvram_passed": True},
     )
     clause = ClauseRecord("FW-1", "boots", "MUST", "pass", 1, 1, ("c: ok",), "how")
-    fw = FirmwareRecord({"code": "/fw/C.fd", "vars": "/fw/V.fd"}, "flash", "60-edk2.json", {"code": "a" * 64})
+    fw = FirmwareRecord({"code": "/fw/C.fd", "vars_template": "/fw/V.fd"}, "flash", "60-edk2.json", {"code": "a" * 64})
     return RunRecord("qemu", "qemu", "tcg", "hypervisors.yaml", ("aarch64",), {"edk2/aarch64": fw}, 0, "2.0",
                      (clause,), (case,), started="2026-12-04T10:00:00Z")  # fmt: skip
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from vmconform.image import EspFile, SparseImage, plan_disk, render_disk
 from vmconform.image.defects import DEFECTS, garbage, set_machine, truncate_in_section
 from vmconform.image.layouts import LAYOUTS
-from vmconform.probe import PROBE_ARCHES, assemble_probe, build_probe, removable_media_path
+from vmconform.probe import PROBE_ARCHES, removable_media_path
 from vmconform.vm import Disk
 
 ARCH_NAMES = ("aarch64", "arm")
@@ -466,6 +466,8 @@ def default_fallback_nonce(case: Case) -> str:
 
 @lru_cache(maxsize=64)
 def _probe(arch: str, nonce: str) -> bytes:
+    from vmconform.probe import build_probe
+
     return build_probe(arch=arch, nonce=nonce)
 
 
@@ -477,6 +479,8 @@ def _other_arm_pe(arch: str, nonce: str) -> bytes:
 
     if arch == "arm":
         return _probe("aarch64", nonce)
+    from vmconform.probe import assemble_probe
+
     assembled = assemble_probe("aarch64", nonce)
     return write_pe(PeImage(MACHINE_ARMTHUMB_MIXED, PeFormat.PE32, assembled.code, assembled.offset_of(ENTRY_LABEL)))
 

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vmconform import cases as casemod
-from vmconform import config as cfgmod
-from vmconform.hypervisors import Disk, backend_for
-from vmconform.probe import FACTS, MODES, build_probe
+from vmconform.enums import Arch
+from vmconform.probe.contract import FACTS, MODES
+
+ARCH_NAMES = tuple(a.value for a in Arch)
 
 EPILOG_MAIN = """\
 examples:
@@ -65,9 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         "next boot option must run: boot it with the fallback image, the arch's reference, as a second disk);\n"
         "either (booting or falling through both conform; hanging does not).",
     )
-    g.add_argument(
-        "--arch", choices=casemod.ARCH_NAMES, default="aarch64", help="guest architecture (default: aarch64)"
-    )
+    g.add_argument("--arch", choices=ARCH_NAMES, default="aarch64", help="guest architecture (default: aarch64)")
     g.add_argument("--layout", default="reference", help="disk layout from the catalogue (default: reference)")
     g.add_argument("--defect", default="none", help="defect from the catalogue (default: none)")
     g.add_argument("--nonce", help="1-32 characters of [0-9A-Za-z_-] (default: derived from the case)")
@@ -115,9 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("image", type=Path, help="disk image file (or block device), opened read-only")
     c.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
-    c.add_argument(
-        "--arch", choices=casemod.ARCH_NAMES, help="look only for this architecture's boot file (default: either)"
-    )
+    c.add_argument("--arch", choices=ARCH_NAMES, help="look only for this architecture's boot file (default: either)")
     c.add_argument(
         "--sector-size",
         type=int,
@@ -132,8 +129,8 @@ def _parser() -> argparse.ArgumentParser:
         "template, print the serial console as it comes, and stop when the probe reports END, the firmware "
         "reaches a dead end (UEFI Shell, boot menu, CPU exception), the VM exits, or the timeout passes.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="exit status: 0 when the VM powered itself off with status 0; 1 when it did not "
-        "(dead end, timeout, error exit); 2 on bad arguments or configuration.",
+        epilog="exit status: 0 when the probe reported END and the VM powered itself off with status 0; 1 when "
+        "not (no probe line, dead end, timeout, error exit); 2 on bad arguments or configuration.",
     )
     b.add_argument(
         "disk",
@@ -155,7 +152,10 @@ def _parser() -> argparse.ArgumentParser:
         "--hypervisors-file", type=Path, default=None, help="configuration file (default: ./hypervisors.yaml)"
     )
     b.add_argument(
-        "--arch", choices=casemod.ARCH_NAMES, default="aarch64", help="guest architecture (default: aarch64)"
+        "--arch",
+        choices=ARCH_NAMES,
+        help="guest architecture (default: the arch of the first image's removable-media boot file, "
+        "BOOTAA64.EFI or BOOTARM.EFI)",
     )
     b.add_argument("--firmware", help="firmware name of the entry (default: the first listed)")
     b.add_argument("--nonce", help="only accept probe lines with this nonce (default: any)")
@@ -255,6 +255,8 @@ def _cmd_gen(args: argparse.Namespace) -> int:
     facts = _probe_facts(args.facts)
     try:
         custom = (args.mode, facts, args.signed) != ("boot", (), False)
+        from vmconform.probe import build_probe
+
         probe = build_probe(case.arch, nonce, mode=args.mode, facts=facts) if custom else None
         if probe is not None and args.signed:
             probe = _signed(probe)
@@ -292,50 +294,91 @@ def _default_hvfile() -> Path:
     return Path.cwd() / "hypervisors.yaml"
 
 
+def _image_arch(disk: Path, sector_size: int) -> str:
+    """The arch whose removable-media boot file (BOOTAA64.EFI / BOOTARM.EFI) the image holds (vmconform check)."""
+    from vmconform.check import DiskError, check_image
+
+    found = []
+    for arch in ARCH_NAMES:
+        try:
+            report = check_image(disk, arch=arch, sector_size=sector_size)
+        except DiskError as e:
+            raise CliError(f"{e}; give --arch if the image is meant for another layout") from None
+        if any(r.id == "boot_file.present" and r.verdict == "pass" for r in report.rows):
+            found.append(arch)
+    if len(found) != 1:
+        what = "both BOOTAA64.EFI and BOOTARM.EFI" if found else "no \\EFI\\BOOT\\BOOTAA64.EFI or BOOTARM.EFI"
+        raise CliError(f"{disk}: the image holds {what}; choose the guest with --arch aarch64|arm")
+    return found[0]
+
+
+def _keep_dir(keep: Path) -> Path:
+    """--keep DIR: an existing writable folder or a new one; one line otherwise."""
+    if keep.exists() and not keep.is_dir():
+        raise CliError(f"--keep {keep}: is a file, not a folder; give a folder for the transcript")
+    try:
+        keep.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CliError(f"--keep {keep}: cannot create the folder ({e.strerror})") from None
+    if not os.access(keep, os.W_OK | os.X_OK):
+        raise CliError(f"--keep {keep}: the folder is not writable; give another")
+    return keep.resolve()
+
+
 def _cmd_boot(args: argparse.Namespace) -> int:
     from vmconform.runner import boot
+    from vmconform.session import SetupError, check_timeout, open_run
+    from vmconform.vm import Disk
 
     for disk in args.disk:
         if not disk.is_file():
             raise CliError(f"{disk}: no such disk image file")
+    hvfile = args.hypervisors_file or _default_hvfile()
+    if args.arch is None:  # the configuration is checked first: its errors say more than the image's
+        from vmconform import config
+
+        try:
+            config.load(hvfile).get(args.hypervisor)
+        except config.ConfigError as e:
+            raise CliError(str(e)) from None
+    arch = args.arch or _image_arch(args.disk[0], args.sector_size)
     disks = tuple(
         Disk(d.resolve(), args.sector_size, args.read_only) if i == 0 else Disk(d.resolve())
         for i, d in enumerate(args.disk)
     )
+    keep = _keep_dir(args.keep) if args.keep else None
     try:
-        hvfile = cfgmod.load(args.hypervisors_file or _default_hvfile())
-        entry = hvfile.get(args.hypervisor)
-        fwname = args.firmware or entry.default_firmware
-        cfgmod.check_ready(entry, [args.arch], [fwname])
-        fw = cfgmod.resolve_firmware(entry, fwname, args.arch)
-    except cfgmod.ConfigError as e:
+        timeout = check_timeout(args.timeout, "--timeout") if args.timeout is not None else None
+        setup = open_run(
+            hvfile,
+            args.hypervisor,
+            arches=(arch,),
+            firmware_names=(args.firmware,) if args.firmware else (),
+            timeout=timeout,
+        )
+    except SetupError as e:
         raise CliError(str(e)) from None
+    fw = setup.firmware(setup.firmware_names[0], arch)
 
     def echo(data: bytes) -> None:
         os.write(sys.stdout.fileno(), data)
 
+    print(f"vmconform: booting {arch} on {setup.entry.name} with {fw.name} ({fw.code})", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="vmconform-boot-") as tmp:
-        workdir = args.keep if args.keep else Path(tmp)
-        result = boot(
-            backend_for(entry),
-            args.arch,
-            disks,
-            fw,
-            args.nonce,
-            workdir.resolve(),
-            args.timeout or entry.timeout,
-            echo=None if args.quiet else echo,
-        )
+        workdir = keep or Path(tmp).resolve()
+        result = boot(setup.backend, arch, disks, fw, args.nonce, workdir, setup.timeout,
+                      echo=None if args.quiet else echo)  # fmt: skip
         print(file=sys.stderr)
         print(f"vmconform: {result.describe().splitlines()[0]}", file=sys.stderr)
         status = "killed by the harness" if result.exit_status is None else f"exit status {result.exit_status}"
-        print(
-            f"vmconform: VM {status} after {result.elapsed:.1f} s; {len(result.lines)} probe lines",
-            file=sys.stderr,
-        )
-        if args.keep:
-            print(f"vmconform: transcript and command line in {args.keep}/", file=sys.stderr)
-    return 0 if result.exit_status == 0 else 1
+        print(f"vmconform: VM {status} after {result.elapsed:.1f} s; {len(result.lines)} probe lines", file=sys.stderr)
+        if keep:
+            print(f"vmconform: transcript and command line in {keep}/", file=sys.stderr)
+    ended = any(line.key == "END" for line in result.lines)
+    if result.exit_status == 0 and not ended:
+        print("vmconform: the VM powered off but the probe never reported END: not a successful probe run",
+              file=sys.stderr)  # fmt: skip
+    return 0 if result.exit_status == 0 and ended else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -33,8 +33,8 @@ from vmconform.facts.probe import EfiStatus
 from vmconform.firmware import Firmware, copy_vars_template, file_sha256
 from vmconform.hypervisors import Backend, Disk
 from vmconform.image import DiskSpec, EspFile, build_disk
-from vmconform.probe import ProbeLine, build_probe, removable_media_path
-from vmconform.probe.program import BOOTNEXT_OPTION, NEXT_PATH, NV_VARIABLE_PREFIX, VENDOR_GUID
+from vmconform.probe import ProbeLine, removable_media_path
+from vmconform.probe.contract import BOOTNEXT_OPTION, NEXT_PATH, NV_VARIABLE_PREFIX, VENDOR_GUID
 from vmconform.runner import BootResult, boot
 from vmconform.varstore import HostVariable, VarRecord, find_variable_records, read_variable
 
@@ -103,6 +103,13 @@ def _phase_watch(nonce: str, seen: list[ProbeLine]) -> Callable[[ProbeLine], str
         return None
 
     return decide
+
+
+def build_probe(arch: str, nonce: str, mode: str) -> bytes:
+    """The flow's probe (the assembler loads here, on first use)."""
+    from vmconform.probe import build_probe as build
+
+    return build(arch, nonce, mode=mode)
 
 
 def run_flow(

@@ -169,7 +169,7 @@ class ClauseRecord:
 class FirmwareRecord:
     """One firmware of the run for one arch: its files, how it is mapped, where it came from, their sha256."""
 
-    files: Mapping[str, str]  # code / vars / bios -> path
+    files: Mapping[str, str]  # code (or the boot ROM) / vars_template -> path
     mapping: str
     source: str
     sha256: Mapping[str, str]
@@ -177,7 +177,7 @@ class FirmwareRecord:
 
     @property
     def code(self) -> str:
-        return self.files.get("code") or self.files.get("bios", "")
+        return self.files.get("code", "")
 
     def to_json(self) -> dict[str, Any]:
         out = {**self.files, "mapping": self.mapping, "source": self.source, "sha256": dict(self.sha256)}

@@ -6,11 +6,10 @@ be re-made from it later (``vmconform report RUN``, ``vmconform compare A B``).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import jinja2
 
 from vmconform.enums import Status
 from vmconform.records import CaseRecord, RecordError, RunRecord, load_run
@@ -84,19 +83,24 @@ def transcript_link(transcript: str, run_dir: Path | None) -> str:
     return text
 
 
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("vmconform", "templates"),
-    autoescape=jinja2.select_autoescape(["html", "j2"]),
-    undefined=jinja2.StrictUndefined,
-)
+@functools.cache
+def _templates() -> Any:
+    """The report templates (jinja2 loads here, when a report is first rendered)."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("vmconform", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+    )
 
 
 def render_html(run: RunRecord, run_dir: Path | None = None) -> str:
     verdict, why = overall(run)
     rows = [{**r.to_json(), "transcript_link": transcript_link(r.transcript, run_dir)} for r in run.results]
-    return _ENV.get_template("report.html.j2").render(
-        doc=run, verdict=verdict, why=why, rows=rows, identities=firmware_identities(run)
-    )
+    template = _templates().get_template("report.html.j2")
+    html: str = template.render(doc=run, verdict=verdict, why=why, rows=rows, identities=firmware_identities(run))
+    return html
 
 
 def write_html(run: RunRecord, run_dir: Path) -> Path:

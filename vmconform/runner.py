@@ -12,11 +12,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vmconform.console import Stop
 from vmconform.firmware import Firmware, copy_vars_template
 from vmconform.hypervisors import Backend, BootRequest, Disk
 from vmconform.probe import ProbeLine, parse_line
+
+if TYPE_CHECKING:
+    from vmconform.console import Stop
 
 # After the probe's END line, how long the VM may take to power off by itself.
 POWER_OFF_GRACE = 15.0

@@ -6,17 +6,20 @@ The boot file names are those of UEFI §3.5.1.1 (removable media boot behaviour)
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from . import lower_a32, lower_a64
-from .asm import Assembler
 from .pe import MACHINE_ARM64, MACHINE_ARMTHUMB_MIXED, PeFormat
-from .program import DataArea, Program
+
+if TYPE_CHECKING:
+    from .asm import Assembler
+    from .program import DataArea, Program
 
 __all__ = ["Lowering", "ProbeArch", "ARCHES", "PROBE_ARCHES", "probe_arch", "removable_media_path"]
 
-Lowering = Callable[[Program, DataArea, Assembler], None]
+Lowering = Callable[["Program", "DataArea", "Assembler"], None]
 """Appends the machine code for a program to the assembler, entry point at `program.ENTRY_LABEL`."""
 
 
@@ -26,8 +29,16 @@ class ProbeArch:
     machine: int
     pe_format: PeFormat
     boot_file: str
-    lowering: Lowering | None  # None: no probe for this architecture yet
+    lowering_module: str | None  # the module whose lower() writes the probe (imported on use); None: no probe yet
     pointer_size: int = 8  # UINTN / pointer width of the firmware (selects UEFI structure offsets)
+
+    @property
+    def lowering(self) -> Lowering | None:
+        """The lowering of the probe program to this architecture's machine code (imports the encoder)."""
+        if self.lowering_module is None:
+            return None
+        lower: Lowering = importlib.import_module(self.lowering_module).lower
+        return lower
 
     @property
     def removable_media_path(self) -> str:
@@ -37,15 +48,14 @@ class ProbeArch:
 ARCHES: dict[str, ProbeArch] = {
     arch.name: arch
     for arch in (
-        ProbeArch(
-            "aarch64", MACHINE_ARM64, PeFormat.PE32_PLUS, "BOOTAA64.EFI", lower_a64.lower, lower_a64.POINTER_SIZE
-        ),
+        # pointer sizes as lower_a64.POINTER_SIZE / lower_a32.POINTER_SIZE (tests/probe checks they agree)
+        ProbeArch("aarch64", MACHINE_ARM64, PeFormat.PE32_PLUS, "BOOTAA64.EFI", "vmconform.probe.lower_a64", 8),
         # A32 code in a PE32 image; the entry point is entered in ARM state when even.
-        ProbeArch("arm", MACHINE_ARMTHUMB_MIXED, PeFormat.PE32, "BOOTARM.EFI", lower_a32.lower, lower_a32.POINTER_SIZE),
+        ProbeArch("arm", MACHINE_ARMTHUMB_MIXED, PeFormat.PE32, "BOOTARM.EFI", "vmconform.probe.lower_a32", 4),
     )
 }
 
-PROBE_ARCHES: tuple[str, ...] = tuple(name for name, arch in ARCHES.items() if arch.lowering is not None)
+PROBE_ARCHES: tuple[str, ...] = tuple(name for name, arch in ARCHES.items() if arch.lowering_module is not None)
 
 
 def probe_arch(arch: str) -> ProbeArch:

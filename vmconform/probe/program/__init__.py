@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from ..contract import DEFAULT_FACTS, FACTS, MODES
 from .common import DATA_BUFFER, DEVICE_PATH_MAX, DUMP_MAX, NV_BS_RT, Target
 from .data import ENTRY_LABEL, NONCE_LABEL, DataArea, ucs2z
 from .dumps import dumps
@@ -88,21 +89,6 @@ __all__ = [
     "VOLATILE_VARIABLE_PREFIX", "BOOTNEXT_OPTION", "NEXT_PATH", "NEXT_DESCRIPTION", "CPU_REGISTERS",
     "COUNTER_REGISTER", "ucs2z", "Target",
 ]  # fmt: skip
-
-MODES = ("boot", "warm", "cold", "power", "bootnext", "next")
-"""boot: report and shut down. warm/cold/power: the NVRAM persistence flows (phase 1 sets the variables, then
-ResetSystem(EfiResetWarm/EfiResetCold/EfiResetShutdown); phase 2 checks and cleans up). bootnext: phase 1 writes
-a Boot#### option for NEXT_PATH and BootNext, then resets cold. next: the probe at NEXT_PATH (reports BootCurrent,
-deletes the option)."""
-
-FACTS = ("tables", "time", "cpu", "dump", "secureboot")
-"""Optional fact groups: TABLES, TIME (+ the 1 s stall), CPU, DUMP of the DTB, ACPI and SMBIOS3 tables, and
-SECUREBOOT (also in every boot-mode probe: DEFAULT_FACTS)."""
-
-DEFAULT_FACTS = {"boot": ("secureboot",)}
-"""Facts a mode reports even when not asked: the boot-mode probe (the one every case boots) says whether the
-firmware enforces Secure Boot, for 8 GetVariable calls and one line."""
-
 
 def probe_program(arch: str, pointer_size: int = 8, mode: str = "boot", facts: Collection[str] = ()) -> Program:
     """The probe for `arch`: BOOT, FW, the optional `facts`, then what `mode` asks; it never returns.

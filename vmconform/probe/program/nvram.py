@@ -12,8 +12,14 @@ phase it is in from the variables it left behind. `vmconform.nvram` drives the b
 
 from __future__ import annotations
 
-from uuid import UUID
-
+from ..contract import (
+    BOOTNEXT_OPTION,
+    NEXT_DESCRIPTION,
+    NEXT_PATH,
+    NV_VARIABLE_PREFIX,
+    VENDOR_GUID,
+    VOLATILE_VARIABLE_PREFIX,
+)
 from ..uefi import (
     BOOT_SERVICES,
     EFI_NOT_FOUND,
@@ -56,12 +62,6 @@ __all__ = [
     "BOOTNEXT_OPTION", "NEXT_PATH", "NEXT_DESCRIPTION", "LOAD_OPTION_MAX",
 ]  # fmt: skip
 
-VENDOR_GUID = UUID("0B0E5D1C-7A2E-4C5F-9B1D-766D636F6E66")  # vmconform's own variable vendor GUID
-NV_VARIABLE_PREFIX = "VmcNv-"
-VOLATILE_VARIABLE_PREFIX = "VmcVol-"
-BOOTNEXT_OPTION = 0x5643
-NEXT_PATH = "\\EFI\\VMCONFORM\\NEXT.EFI"
-NEXT_DESCRIPTION = "vmconform NEXT"
 LOAD_OPTION_MAX = 512  # bytes of the EFI_LOAD_OPTION the probe builds (its device path must fit)
 
 
