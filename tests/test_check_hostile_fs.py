@@ -183,6 +183,37 @@ def test_a_gpt_of_131072_esps_gives_short_evidence() -> None:
     assert rows["gpt.partitions.range"][0] == FAIL and rows["gpt.partitions.overlap"][0] == FAIL
 
 
+def test_directories_are_not_read_past_their_end_mark() -> None:
+    """200 directories of 4,096 clusters each (holes: 2 MiB of zeros apiece, 400 MiB in all, in a file of
+    3 MiB): their chains are followed, their data is read only to the end mark."""
+    img, _layout, fat = fat_disk(900 << 20)
+    for i in range(200):
+        d = fat.mkdir(fat.root, f"D{i}")
+        fat.set_fat(d, fat.alloc(4095), record=False)
+    counting = CountingReads(img)
+    report = check_source(counting, "holes")
+    assert report.verdict("esp.fat.tree") == PASS and report.verdict("esp.fat.chains") == PASS, report.table()
+    assert counting.bytes < 32 << 20, counting.bytes
+
+
+class CountingReads:
+    """The image as a Source that counts the bytes check reads."""
+
+    def __init__(self, img: hf.PagedImage) -> None:
+        self.img = img
+        self.size = img.size
+        self.allocated = img.allocated
+        self.bytes = 0
+
+    def read(self, offset: int, n: int) -> bytes:
+        data = self.img.read(offset, n)
+        self.bytes += len(data)
+        return data
+
+    def data_extents(self):  # type: ignore[no-untyped-def]
+        return self.img.data_extents()
+
+
 def test_budget_error_reads_as_incomplete_on_the_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = one_endless_chain().save(tmp_path / "endless.img")
     assert cli.main(["check", str(path)]) == 1

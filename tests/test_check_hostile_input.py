@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +186,36 @@ def test_a_file_name_with_escapes_is_escaped_in_the_one_line(tmp_path: Path) -> 
     proc = run_check(fifo)
     assert proc.returncode == 2 and "\x1b" not in proc.stderr and "\\x1b[2J" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def _twisted_qcow2(offset: int, fmt: str, value: int) -> bytes:
+    data = bytearray(hc.qcow2_bomb(4 << 20))
+    struct.pack_into(fmt, data, offset, value)
+    return bytes(data)
+
+
+@needs_qemu_img
+@pytest.mark.parametrize(
+    ("offset", "fmt", "value"),
+    [
+        (8, ">Q", 1 << 62),  # backing_file_offset far past the end
+        (16, ">I", 0xFFFFFFFF),  # backing_file_size
+        (20, ">I", 31),  # cluster_bits
+        (24, ">Q", 1 << 62),  # virtual size
+        (36, ">I", 0x7FFFFFFF),  # l1_size
+        (40, ">Q", (1 << 63) - 512),  # l1_table_offset
+        (56, ">I", 0xFFFFFFFF),  # refcount_table_clusters
+        (72, ">Q", 1 << 63),  # an unknown incompatible feature
+        (100, ">I", 0xFFFFFFF0),  # header_length
+        (104, ">I", 0x44415441),  # an extension that is an external data file name
+        (108, ">I", 0xFFFFFFFF),  # its length
+    ],
+)
+def test_twisted_qcow2_headers_end_in_one_line_or_a_verdict(tmp_path: Path, offset: int, fmt: str, value: int) -> None:
+    image = tmp_path / "twisted.qcow2"
+    image.write_bytes(_twisted_qcow2(offset, fmt, value))
+    proc = run_check(image)
+    assert proc.returncode in (0, 1, 2), proc.stderr
+    if proc.returncode == 2:
+        assert len(proc.stderr.strip().splitlines()) == 1 and proc.stdout == "", proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr

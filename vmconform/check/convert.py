@@ -95,7 +95,11 @@ def _run(cmd: list[str], fd: int, timeout: float) -> tuple[int, str, str]:
 
 
 def _why(stderr: str) -> str:
-    return printable((stderr.strip().splitlines() or ["no message"])[-1], limit=200)
+    """qemu-img's last line, without its name and the json: spec of the image (which says nothing)."""
+    line = (stderr.strip().splitlines() or ["no message"])[-1].removeprefix("qemu-img: ")
+    if line.startswith("Could not open 'json:") and "': " in line:
+        line = line.split("': ", 1)[1]
+    return printable(line, limit=200)
 
 
 def _references(fd: int, fmt: str, head: bytes) -> list[str]:

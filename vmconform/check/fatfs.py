@@ -339,8 +339,9 @@ class FatFs:
     def dir_raw(
         self, first_cluster: int | None, owner: dict[int, int] | None = None, me: int = -1
     ) -> tuple[bytes, str | None, int]:
-        """The bytes of the root (None) or of the directory at `first_cluster` (at most 65,536 entries),
-        a chain problem if any, and the owner its chain ran into (see `chain`)."""
+        """The bytes of the root (None) or of the directory at `first_cluster` (at most 65,536 entries, and
+        no cluster after the one with the end-of-directory mark), a chain problem if any, and the owner its
+        chain ran into (see `chain`). The whole chain is followed (and claimed); only its data stops early."""
         bpb = self.bpb
         if first_cluster is None and bpb.structure != 32:
             start = self.offset + (bpb.reserved_sectors + bpb.num_fats * bpb.fat_size) * bpb.bytes_per_sector
@@ -348,8 +349,13 @@ class FatFs:
         first = bpb.root_cluster if first_cluster is None else first_cluster
         limit = max(1, MAX_DIR_ENTRIES * 32 // bpb.cluster_bytes)
         clusters, problem, other = self.chain(first, limit, owner, me)
-        data = b"".join(self.read(self.cluster_offset(c), bpb.cluster_bytes) for c in clusters)
-        return data, problem, other
+        blocks = []
+        for c in clusters:
+            block = self.read(self.cluster_offset(c), bpb.cluster_bytes)
+            blocks.append(block)
+            if 0 in block[::32] or len(block) < bpb.cluster_bytes:  # the end mark, or the end of the image
+                break
+        return b"".join(blocks), problem, other
 
     def parse_dir(self, raw: bytes) -> list[DirEntry]:
         """The short entries of a directory's bytes (up to the end marker), with their names as EDK2 sees them."""
