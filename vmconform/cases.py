@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from vmconform.enums import Arch
 from vmconform.image import EspFile, SparseImage, plan_disk, render_disk
 from vmconform.image.defects import DEFECTS, garbage, set_machine, truncate_in_section
 from vmconform.image.layouts import LAYOUTS
@@ -390,7 +391,7 @@ def catalogue() -> tuple[Case, ...]:
             if row.defect == "pe-other-arm":
                 summary = (
                     "the boot file is an AArch32 PE32 (0x01C2)"
-                    if arch == "aarch64"
+                    if arch == Arch.AARCH64
                     else ("the boot file is an AArch64 PE32+ (0xAA64)")
                 )
             out.append(
@@ -477,7 +478,7 @@ def _other_arm_pe(arch: str, nonce: str) -> bytes:
     from vmconform.probe.pe import MACHINE_ARMTHUMB_MIXED, PeFormat, PeImage, write_pe
     from vmconform.probe.program import ENTRY_LABEL
 
-    if arch == "arm":
+    if arch == Arch.ARM:
         return _probe("aarch64", nonce)
     from vmconform.probe import assemble_probe
 

@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 from vmconform.config import HypervisorEntry
+from vmconform.enums import Arch
 from vmconform.hypervisors import BootRequest, as_disk
 from vmconform.reaper import TAG_ENV
 
@@ -125,7 +126,7 @@ def domain_xml(
 
     features = ET.Element("features")
     # QEMU's default for aarch64 'virt' with UEFI; libvirt allows ACPI only with a pflash (UEFI) loader.
-    if machine.acpi or (machine.acpi is None and req.arch == "aarch64" and fw.mapping != "bios"):
+    if machine.acpi or (machine.acpi is None and req.arch == Arch.AARCH64 and fw.mapping != "bios"):
         ET.SubElement(features, "acpi")
     if machine.gic_version is not None:
         ET.SubElement(features, "gic", version=machine.gic_version)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from vmconform.enums import Arch
 from vmconform.runner import BootResult
 from vmconform.verdicts import (
     ERROR,
@@ -71,14 +72,14 @@ def removable_media_boot(
             else:
                 v(c, ERROR, f"the probe did not run and the image was not checked: {evidence}")
         why = f"the firmware must boot the {layout} layout from its removable-media path; {evidence}"
-        for c in ("FW-1", "FW-7", *(("PLAT-2",) if arch == "arm" else ())):
+        for c in ("FW-1", "FW-7", *(("PLAT-2",) if arch == Arch.ARM else ())):
             v(c, status, why)
         return out
     for c in IMAGE_CLAUSES:
         checked = f" ({image[c][1]})" if image is not None and c in image else ""
         v(c, image[c][0] if image is not None and c in image else PASS, boot_evidence(boot) + checked)
     v("FW-7", PASS, boot_evidence(boot))
-    if arch == "arm":
+    if arch == Arch.ARM:
         v("PLAT-2", PASS, boot_evidence(boot))
 
     fw = result.facts.get("FW")

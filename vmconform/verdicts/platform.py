@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from vmconform.enums import Arch
 from vmconform.facts import ProbeFacts
 from vmconform.verdicts import ERROR, FAIL, PASS, Verdict, collector
 from vmconform.verdicts.firmware import STALL_SECONDS
@@ -47,13 +48,13 @@ def exception_level(facts: ProbeFacts, arch: str, spec: str, case: str = "") -> 
         v("V2-2", ERROR, "the probe printed no CPU line")
         return out
     where = cpu.privilege
-    if arch == "aarch64":
+    if arch == Arch.AARCH64:
         raw = f"CurrentEL {cpu.registers.get('el', 0):#x}"
         ok = where == "EL1"
     else:
         raw = f"CPSR {cpu.registers.get('cpsr', 0):#x}"
         ok = "(PL1)" in where
-    need = "EL1" if arch == "aarch64" else "a PL1 mode (SVC)"
+    need = "EL1" if arch == Arch.AARCH64 else "a PL1 mode (SVC)"
     v("V2-2", PASS if ok else FAIL, f"{raw}: the application runs at {where} (required: {need})")
     return out
 
