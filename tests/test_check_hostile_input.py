@@ -219,3 +219,27 @@ def test_twisted_qcow2_headers_end_in_one_line_or_a_verdict(tmp_path: Path, offs
     if proc.returncode == 2:
         assert len(proc.stderr.strip().splitlines()) == 1 and proc.stdout == "", proc.stderr
     assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_qemu_img_info_naming_another_file_is_caught_too() -> None:
+    """The second line of defence: whatever a format hides from the header parser, qemu-img's own
+    description of the image names it (vhdx/vdi parents are refused by qemu-img itself)."""
+    from vmconform.check.convert import _info_references
+
+    own = "/dev/fd/3"
+    assert _info_references({"virtual-size": 1}, own) == []
+    assert _info_references({"backing-filename": "/etc/shadow"}, own) == ["a backing file '/etc/shadow'"]
+    data_file = {"format-specific": {"type": "qcow2", "data": {"data-file": "x.raw"}}}
+    assert _info_references(data_file, own) == ["an external data file 'x.raw'"]
+    extents = {"format-specific": {"data": {"extents": [{"filename": own}, {"filename": "/dev/sda"}]}}}
+    assert _info_references(extents, own) == ["an extent file '/dev/sda'"]
+
+
+def test_budgets_scale_with_the_allocated_size() -> None:
+    from vmconform.check.budget import MAX_UNITS, Limits
+
+    one = Limits.for_allocated(0)
+    assert one.units == 1 and Limits.for_allocated(64 << 20).units == 1
+    assert Limits.for_allocated((64 << 20) + 1).units == 2
+    many = Limits.for_allocated(1 << 40)
+    assert many.units == MAX_UNITS and many.clusters == MAX_UNITS * one.clusters and many.depth == one.depth
