@@ -99,7 +99,11 @@ def render_html(run: RunRecord, run_dir: Path | None = None) -> str:
     verdict, why = overall(run)
     rows = [{**r.to_json(), "transcript_link": transcript_link(r.transcript, run_dir)} for r in run.results]
     template = _templates().get_template("report.html.j2")
-    html: str = template.render(doc=run, verdict=verdict, why=why, rows=rows, identities=firmware_identities(run))
+    from vmconform import matrix
+
+    html: str = template.render(doc=run, verdict=verdict, why=why, rows=rows, identities=firmware_identities(run),
+                                matrix=matrix.case_matrix(run, run_dir), clauses=matrix.clauses_failures_first(run),
+                                counts=matrix.outcome_counts(run))  # fmt: skip
     return html
 
 
@@ -124,7 +128,7 @@ class Comparison:
 
     @property
     def regressions(self) -> list[tuple[str, str, str, str]]:
-        return [c for c in self.clause_changes if c[2] == "pass" and c[3] in ("fail", "error")]
+        return [c for c in self.clause_changes if c[2] == Status.PASS and c[3] in (Status.FAIL, Status.ERROR)]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -145,7 +149,7 @@ class Comparison:
         if not (self.clause_changes or self.case_changes or self.only_in_a or self.only_in_b):
             out.append("no differences in clause verdicts or case outcomes")
         for clause, level, a, b in self.clause_changes:
-            mark = "REGRESSION" if a == "pass" and b in ("fail", "error") else "changed"
+            mark = "REGRESSION" if a == Status.PASS and b in (Status.FAIL, Status.ERROR) else "changed"
             out.append(f"  {mark:<10} {clause} ({level}): {a} -> {b}")
         for case, a, b in self.case_changes:
             out.append(f"  case       {case}: {a} -> {b}")
