@@ -118,6 +118,8 @@ def apply(img: hf.PagedImage, layout: hf.Layout, twist: Twist) -> str:
     else:
         old = int.from_bytes(raw, "little")
         values = _values(field.kind, old, field.size, img, layout)
+        if field.kind == "link":  # a link to itself: the shortest loop
+            values.append(int(field.name[4:-1]))
         value = values[twist.value % len(values)]
         img.write(field.offset, value.to_bytes(field.size, "little"))
         desc = f"{field.name} {old:#x} -> {value:#x}"
