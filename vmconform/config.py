@@ -31,12 +31,14 @@ import yaml
 from vmconform import clauses as clmod
 from vmconform import firmware as fwmod
 from vmconform.hypervisors import BACKENDS as BACKEND_REGISTRY
+from vmconform.yamlfile import ConfigError, Reader, kind, parse, read_text
+
+__all__ = [
+    "ArchSettings", "ConfigError", "FirmwareRef", "HypervisorEntry", "HypervisorsFile", "check_ready", "load",
+    "resolve_binary", "resolve_firmware",
+]  # fmt: skip
 
 ARCHES = ("aarch64", "arm")
-
-
-class ConfigError(Exception):
-    """A one-line, user-facing configuration problem."""
 
 
 @dataclass(frozen=True)
@@ -120,98 +122,17 @@ FW_DESC_KEYS = {"descriptor"}
 FW_BIOS_KEYS = {"bios"}
 
 
-def _line_map(text: str) -> dict[tuple[str, ...], int]:
-    """Dotted key path -> 1-based line, from the YAML node tree."""
-    lines: dict[tuple[str, ...], int] = {}
-
-    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
-        lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                kp = path + (str(k.value),)
-                lines[kp] = k.start_mark.line + 1
-                walk(v, kp)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                walk(v, path + (str(i),))
-
-    root = yaml.compose(text)
-    if root is not None:
-        walk(root, ())
-    return lines
-
-
-class _Reader:
-    def __init__(self, path: Path, lines: dict[tuple[str, ...], int]):
-        self.path = path
-        self.lines = lines
-
-    def err(self, keypath: tuple[str, ...], msg: str) -> ConfigError:
-        line = self.lines.get(keypath)
-        while line is None and keypath:
-            keypath = keypath[:-1]
-            line = self.lines.get(keypath)
-        where = f"{self.path}:{line}" if line else str(self.path)
-        key = ".".join(keypath) if keypath else "(top level)"
-        return ConfigError(f"{where}: {key}: {msg}")
-
-    def line(self, keypath: tuple[str, ...]) -> int:
-        return self.lines.get(keypath, 0)
-
-    def mapping(self, value: Any, keypath: tuple[str, ...], allowed: set[str] | None = None) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.err(keypath, f"must be a mapping (key: value lines), not {_kind(value)}")
-        for k in value:
-            if not isinstance(k, str):
-                raise self.err(keypath, f"key {k!r} must be a string")
-            if allowed is not None and k not in allowed:
-                hint = ", ".join(sorted(allowed))
-                raise self.err(keypath + (k,), f"unknown key; allowed here: {hint}")
-        return value
-
-    def string(self, value: Any, keypath: tuple[str, ...]) -> str:
-        if not isinstance(value, str) or not value:
-            raise self.err(keypath, f"must be a non-empty string, not {_kind(value)}")
-        return value
-
-    def strings(self, value: Any, keypath: tuple[str, ...]) -> tuple[str, ...]:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.err(keypath, f"must be a list of strings, not {_kind(value)}")
-        return tuple(value)
-
-    def number(self, value: Any, keypath: tuple[str, ...]) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise self.err(keypath, f"must be a positive number of seconds, not {_kind(value)}")
-        return float(value)
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "empty"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"
-
-
 def load(path: Path) -> HypervisorsFile:
     """Read and structurally validate the file (no binaries or firmware are touched)."""
+    text = read_text(path)
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found; pass --hypervisors-file PATH or create it") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read ({e}); check the path and its permissions") from None
-    try:
-        data = yaml.safe_load(text)
-        lines = _line_map(text)
+        data, lines = parse(text, path)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{where}: not valid YAML ({problem}); fix the syntax") from None
-    r = _Reader(path, lines)
+    r = Reader(path, lines)
     top = r.mapping(data, (), TOP_KEYS)
     if "hypervisors" not in top:
         raise r.err((), "missing key 'hypervisors' (a mapping of name -> backend settings)")
@@ -226,7 +147,7 @@ def load(path: Path) -> HypervisorsFile:
     return HypervisorsFile(path, default, entries)
 
 
-def _entry(r: _Reader, name: str, spec: Any) -> HypervisorEntry:
+def _entry(r: Reader, name: str, spec: Any) -> HypervisorEntry:
     kp = ("hypervisors", name)
     spec = r.mapping(spec, kp)
     named = spec.get("backend")
@@ -286,7 +207,7 @@ def _entry(r: _Reader, name: str, spec: Any) -> HypervisorEntry:
     )
 
 
-def _arch(r: _Reader, kp: tuple[str, ...], arch: str, spec: Any) -> ArchSettings:
+def _arch(r: Reader, kp: tuple[str, ...], arch: str, spec: Any) -> ArchSettings:
     spec = r.mapping(spec, kp, ARCH_KEYS)
     for key in ("binary", "machine", "cpu", "memory"):
         if key not in spec:
@@ -303,13 +224,13 @@ def _arch(r: _Reader, kp: tuple[str, ...], arch: str, spec: Any) -> ArchSettings
     )
 
 
-def _gic_versions(r: _Reader, value: Any, kp: tuple[str, ...]) -> tuple[int, ...]:
+def _gic_versions(r: Reader, value: Any, kp: tuple[str, ...]) -> tuple[int, ...]:
     if not isinstance(value, list) or not all(type(v) is int and v in GIC_VERSIONS for v in value):
         raise r.err(kp, f"must be a list of GIC versions from {list(GIC_VERSIONS)}, e.g. [2, 3]; not {value!r}")
     return tuple(dict.fromkeys(value))
 
 
-def _fwref(r: _Reader, kp: tuple[str, ...], name: str, arch: str, spec: Any) -> FirmwareRef:
+def _fwref(r: Reader, kp: tuple[str, ...], name: str, arch: str, spec: Any) -> FirmwareRef:
     key = ".".join(kp)
     line = r.line(kp)
     if spec == "auto":
@@ -337,11 +258,11 @@ def _fwref(r: _Reader, kp: tuple[str, ...], name: str, arch: str, spec: Any) -> 
             vars=_path(r, spec["vars"], kp + ("vars",)),
         )
     raise r.err(
-        kp, f"must be 'auto', {{descriptor: PATH}}, {{code: PATH, vars: PATH}} or {{bios: PATH}}, not {_kind(spec)}"
+        kp, f"must be 'auto', {{descriptor: PATH}}, {{code: PATH, vars: PATH}} or {{bios: PATH}}, not {kind(spec)}"
     )
 
 
-def _path(r: _Reader, value: Any, kp: tuple[str, ...]) -> Path:
+def _path(r: Reader, value: Any, kp: tuple[str, ...]) -> Path:
     p = Path(os.path.expanduser(_expand(r, r.string(value, kp), kp)))
     return p if p.is_absolute() else (r.path.parent / p)
 
@@ -349,7 +270,7 @@ def _path(r: _Reader, value: Any, kp: tuple[str, ...]) -> Path:
 CACHE_VAR = "${VMCONFORM_CACHE}"
 
 
-def _expand(r: _Reader, text: str, kp: tuple[str, ...]) -> str:
+def _expand(r: Reader, text: str, kp: tuple[str, ...]) -> str:
     """``${VMCONFORM_CACHE}`` -> vmconform's cache folder (where scripts/fetch-releases unpacks releases)."""
     if "${" not in text:
         return text

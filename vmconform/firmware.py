@@ -16,6 +16,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import mmap
 import os
 import re
 import shutil
@@ -212,14 +213,14 @@ def code_architecture(path: Path) -> str | None:
     EDK2 flash images hold TE images ("VZ" headers) for SEC and PEI; U-Boot binaries carry
     PE headers for their EFI pieces. Both name the machine type right after the signature.
     """
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
     counts: dict[str, int] = {}
-    for m in _IMAGE_HEADER.finditer(data):
-        arch = MACHINE_ARCH[int.from_bytes(m.group(1), "little")]
-        counts[arch] = counts.get(arch, 0) + 1
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:  # paged, not read
+            for m in _IMAGE_HEADER.finditer(data):
+                arch = MACHINE_ARCH[int.from_bytes(m.group(1), "little")]
+                counts[arch] = counts.get(arch, 0) + 1
+    except (OSError, ValueError):  # unreadable, or empty (mmap refuses a zero-length file)
+        return None
     if not counts:
         return None
     arch, n = max(counts.items(), key=lambda kv: kv[1])
