@@ -102,7 +102,7 @@ def test_report_and_compare(tmp_path):
     assert "CONFORMS" in (a / "report.html").read_text()
     p = vmconform("compare", str(a), str(b))
     assert p.returncode == 1 and "REGRESSION FW-1 (MUST): pass -> fail" in p.stdout
-    assert "  REGRESSION t a: passed -> failed" in p.stdout
+    assert "  REGRESSION t[a]: passed -> failed" in p.stdout
     assert vmconform("compare", str(b), str(a)).returncode == 0
     p = vmconform("compare", str(a), str(tmp_path / "nope"))
     assert p.returncode == 2 and p.stderr.strip().endswith(

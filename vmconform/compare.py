@@ -102,7 +102,9 @@ class CaseChange:
 
     @property
     def name(self) -> str:
-        return " ".join(k for k in self.key if k)
+        """``test[case]``, with `` on FIRMWARE`` when firmwares pair by name."""
+        test, _, case, *fw = self.key
+        return f"{test}[{case}]" + (f" on {fw[0]}" if fw else "")
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "test": self.key[0], "arch": self.key[1], "case": self.key[2],
@@ -193,7 +195,7 @@ class Comparison:
             out.append(f"  {k.kind.upper():<10} {k.clause} ({k.level}): {k.a} -> {k.b}{ev}")
         if self.regressed:
             nc = sum(1 for c in self.clauses if c.kind == "regression")
-            out.append(f"verdict: REGRESSION ({n['regression']} case(s), {nc} clause(s))")
+            out.append(f"verdict: REGRESSION ({_plural(n['regression'], 'case')}, {_plural(nc, 'clause')})")
         else:
             out.append("verdict: no regression")
         return "\n".join(out) + "\n"
@@ -226,6 +228,10 @@ class Comparison:
             f"<h2>Clauses (spec {e(self.spec)})</h2><table><tr><th>change</th><th>clause</th><th>level</th>"
             f"<th>A</th><th>B</th><th>evidence in B</th></tr>{clauses}</table></body></html>\n"
         )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _setup_changes(a: Side, b: Side) -> list[tuple[str, str, str]]:
