@@ -19,7 +19,7 @@ import hostile_fat as hf
 
 from vmconform.check import CHECKS, ERROR, FAIL, PASS, SKIP, Report, check_source
 from vmconform.check.budget import Limits
-from vmconform.check.scan import MAX_SCAN_BYTES
+from vmconform.check.scan import scan_limit
 
 
 def _deep_tree() -> tuple[hf.PagedImage, hf.Layout]:
@@ -166,7 +166,7 @@ FIXED_READS = 64 << 20
 
 def read_bound(allocated: int) -> int:
     """The most bytes a check of an image with `allocated` bytes may read."""
-    return PHASES * Limits.for_allocated(allocated).bytes + MAX_SCAN_BYTES + FIXED_READS
+    return PHASES * Limits.for_allocated(allocated).bytes + scan_limit(allocated) + FIXED_READS
 
 
 def run_case(img: hf.PagedImage, what: str) -> Report:

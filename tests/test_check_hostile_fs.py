@@ -380,3 +380,16 @@ def test_control_characters_from_the_image_are_escaped_in_text_not_in_json(
 def test_struct_layout_of_the_builders_short_entry() -> None:
     rec = hf.dir_entry(b"BOOTAA64EFI", 0x20, 0x12345, 99)
     assert struct.unpack_from("<H", rec, 20)[0] == 1 and struct.unpack_from("<HI", rec, 26) == (0x2345, 99)
+
+
+def test_a_scan_stopped_by_its_budget_is_an_error_not_a_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FW-6 and FW-8 are decided only when every byte of data was scanned (the limit is the image's own
+    allocated size, at least 1 GiB, so only extents that claim more data than the file holds reach it)."""
+    import vmconform.check.rules as rules
+
+    monkeypatch.setattr(rules, "scan_limit", lambda allocated: 16 << 10)
+    img, _layout = hf.esp_disk()
+    report = check_source(img)
+    assert report.verdict("image.vars_store") == ERROR and report.verdict("image.firmware") == ERROR
+    assert "stopped by the scan budget" in next(r.evidence for r in report.rows if r.id == "image.vars_store")
+    assert report.exit_status == 1 and "result: INCOMPLETE" in report.table()

@@ -19,7 +19,7 @@ from vmconform.check.pe import BOOT_FILES, pe_rows
 from vmconform.check.rows import CHECK_DEFS, CHECKS, ERROR, FAIL, PASS, SKIP, CheckDef, Row
 from vmconform.check.rows import n as _n
 from vmconform.check.rules_disk import DiskRules
-from vmconform.check.scan import MAX_SCAN_BYTES, scan
+from vmconform.check.scan import scan, scan_limit
 from vmconform.check.source import Source
 
 __all__ = ["CHECKS", "CHECK_DEFS", "ERROR", "FAIL", "PASS", "SKIP", "CheckDef", "Checker", "Row"]
@@ -273,7 +273,8 @@ class Checker(DiskRules):
     # -- firmware volumes and variable stores ---------------------------------------------------------
 
     def _scan(self) -> None:
-        fv, stores, scanned, capped = scan(self.src)
+        limit = scan_limit(self.src.allocated)
+        fv, stores, scanned, capped = scan(self.src, limit)
         amount = f"{scanned / 2**20:.1f} MiB" if scanned >= 1 << 20 else f"{-(-scanned // 1024)} KiB"
         note = f"scanned {amount} of allocated data"
         for row, found, what in (
@@ -283,6 +284,6 @@ class Checker(DiskRules):
             if found:
                 self.put(row, FAIL, "; ".join(sorted(set(found))[:3]))
             elif capped:
-                self.put(row, ERROR, f"stopped by the scan budget ({MAX_SCAN_BYTES >> 20} MiB of data); not decided")
+                self.put(row, ERROR, f"stopped by the scan budget ({limit >> 20} MiB of data); not decided")
             else:
                 self.put(row, PASS, f"no {what}; {note}")
