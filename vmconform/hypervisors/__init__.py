@@ -6,6 +6,7 @@ callers to guess:
 
 - :meth:`Backend.preflight`: can it run at all here (a daemon answers, ``/dev/kvm`` is usable)?
 - :meth:`Backend.sweep`: VMs of a run that it keeps outside vmconform's own processes (libvirt domains);
+- :meth:`Backend.console_log`: its own log of the serial port, read when the console lost the last lines;
 - :meth:`Backend.shape`: the vCPUs and memory a VM really gets;
 - :meth:`Backend.gic_versions` / :meth:`Backend.with_gic`: the GIC versions it can give a VM (V2-7);
 - :attr:`Backend.power_cycle`: how a power cycle happens (FW-4);
@@ -106,6 +107,11 @@ class Backend(ABC):
     def sweep(self, run_id: str) -> list[Leftover]:
         """Destroy this run's VMs that outlived their case outside vmconform's processes; name them."""
         return []
+
+    def console_log(self, req: BootRequest) -> Path | None:
+        """The backend's own log of the VM's serial port, a second source when the console loses output (None:
+        the backend keeps none)."""
+        return None
 
     def shape(self, arch: str) -> VmShape:
         """The vCPUs and memory a VM of `arch` gets from this entry."""

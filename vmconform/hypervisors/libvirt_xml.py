@@ -14,6 +14,7 @@ import hashlib
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from pathlib import Path
 
 from vmconform.config import HypervisorEntry
 from vmconform.enums import Arch
@@ -94,6 +95,11 @@ def cpu_element(value: str) -> ET.Element:
 # --- the domain XML -----------------------------------------------------------------
 
 
+def serial_log(req: BootRequest) -> Path:
+    """Where libvirt (virtlogd) logs the domain's serial port: the boot's work folder."""
+    return req.workdir / "serial.log"
+
+
 def domain_xml(
     entry: HypervisorEntry,
     req: BootRequest,
@@ -153,6 +159,7 @@ def domain_xml(
         ET.SubElement(d, "boot", order=str(i + 1))
     ET.SubElement(devices, "controller", type="usb", model="none")
     serial = ET.SubElement(devices, "serial", type="pty")
+    ET.SubElement(serial, "log", file=str(serial_log(req)), append="off")  # virtlogd's copy: a second source
     ET.SubElement(serial, "target", port="0")
     console = ET.SubElement(devices, "console", type="pty")
     ET.SubElement(console, "target", type="serial", port="0")
