@@ -241,7 +241,8 @@ def _setup_changes(a: Side, b: Side) -> list[tuple[str, str, str]]:
         if va != vb:
             out.append((what.replace("_", " "), va or "-", vb or "-"))
     ia, ib = firmware_identities(a.results), firmware_identities(b.results)
-    for arch in sorted(set(a.run.arches) | set(b.run.arches)):
+    ran = {r.arch for r in (*a.results, *b.results) if r.arch}  # an arch no case ran on has no set-up to compare
+    for arch in sorted(ran or set(a.run.arches) | set(b.run.arches)):
         fa = [k for k in a.run.firmwares if k.endswith(f"/{arch}") and k.rsplit("/", 1)[0] in a.firmware_names]
         fb = [k for k in b.run.firmwares if k.endswith(f"/{arch}") and k.rsplit("/", 1)[0] in b.firmware_names]
         if len(fa) > 1 or len(fb) > 1:
