@@ -29,7 +29,7 @@ from vmconform.assets.debian import Archive, Package, unpack
 from vmconform.assets.initrd import Root
 from vmconform.assets.xen_firmware import FIRMWARES, Firmware, FirmwareName, firmware, planned
 
-RECIPE = "xen-host-1"
+RECIPE = "xen-host-3"
 DOM0 = Path(__file__).parent / "dom0"
 FIRMWARE_DIR = "/usr/lib/vmconform/firmware"
 DOM0_MODULES = (
@@ -280,10 +280,17 @@ def _dtb(path: Path, shape: HostShape, work: Path) -> None:
             "none",
         ]
     )
+    # QEMU puts fresh random bytes in /chosen (rng-seed, kaslr-seed) on every dump: drop them so the
+    # DTB, and the host disk holding it, are the same bytes for the same inputs
+    for prop in run(["fdtget", "-p", path, "/chosen"]).split():
+        if prop in ("rng-seed", "kaslr-seed"):
+            run(["fdtput", "-d", path, "/chosen", prop])
     nodes = run(["fdtget", "-l", path, "/"]).split()
     for node in nodes:
         if node.startswith("pl061@"):
             run(["fdtput", "-t", "s", path, f"/{node}", "status", "disabled"])
+    # fdtput leaves the deleted bytes behind as unused space; a round trip through dtc drops them
+    run(["dtc", "-q", "-I", "dtb", "-O", "dtb", "-o", path, path])
 
 
 def _cfg(shape: HostShape) -> bytes:
