@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     except AssetError as err:
         print(f"vmconform.assets: {err}", file=sys.stderr)
         return 1
+    except OSError as err:
+        print(f"vmconform.assets: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("vmconform.assets: interrupted", file=sys.stderr)
         return 130

@@ -140,10 +140,18 @@ def install(packages: Sequence[str], *, why: str) -> None:
         raise AssetError(f"`{' '.join(cmd)}` failed: {tail}")
 
 
-def run(cmd: Sequence[str | Path], *, cwd: Path | None = None, log: Path | None = None, nice: bool = False) -> str:
+def run(
+    cmd: Sequence[str | Path],
+    *,
+    cwd: Path | None = None,
+    log: Path | None = None,
+    nice: bool = False,
+    what: str | None = None,
+) -> str:
     """Run `cmd`, return its stdout; on failure an `AssetError` quoting its last stderr line (and the log).
 
-    With `log`, stdout and stderr go to that file instead (long builds), and the error names it.
+    With `log`, stdout and stderr go to that file instead (long builds), and the error names it. `what`
+    names the command in the error (default: its first words).
     """
     argv = [str(c) for c in cmd]
     if nice:
@@ -163,5 +171,5 @@ def run(cmd: Sequence[str | Path], *, cwd: Path | None = None, log: Path | None 
         raise AssetError(f"{argv[0]} is not installed") from None
     if res.returncode != 0:
         lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()] or ["no output"]
-        raise AssetError(f"{' '.join(argv[:3])} ... failed (exit {res.returncode}): {lines[-1]}")
+        raise AssetError(f"{what or ' '.join(argv[:3]) + ' ...'} failed (exit {res.returncode}): {lines[-1]}")
     return res.stdout

@@ -142,7 +142,8 @@ class Archive:
         argv: list[str] = [tool]
         for k, v in opts.items():
             argv += ["-o", f"{k}={v}"]
-        return run([*argv, *args], cwd=cwd)
+        what = f"{tool} {' '.join(a for a in args if not a.startswith('-'))} ({self.suite}/{self.arch})"
+        return run([*argv, *args], cwd=cwd, what=what)
 
     def update(self, *, force: bool = False) -> None:
         """Fetch the suite's package lists when missing, older than a day, or when `force`d."""
@@ -152,7 +153,14 @@ class Archive:
             fresh = stamp.exists() and time.time() - stamp.stat().st_mtime < LIST_MAX_AGE_S
             if fresh and not force:
                 return
-            self._apt("apt-get", "update", "-q")
+            try:
+                self._apt("apt-get", "update", "-q")
+            except AssetError:
+                # offline with lists from an earlier update: keep using them (versions, hence cache keys,
+                # stay what they were); with no lists at all there is nothing to go on
+                if not stamp.exists() or force:
+                    raise
+                return
             stamp.touch()
 
     # -- queries -------------------------------------------------------------------------------------

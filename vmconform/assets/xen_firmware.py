@@ -110,7 +110,8 @@ def firmware(name: FirmwareName, *, force: bool = False, log_dir: Path | None = 
             work = cache.cache_dir() / "build" / name
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
-            log = (log_dir or out) / f"build-{name}.log"
+            # the log lives outside the temporary folder so that a failed build's message can name it
+            log = (log_dir or cache.cache_dir() / "logs") / f"build-{name}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             log.write_text("")
             src = arc.source(source, work)
@@ -119,10 +120,7 @@ def firmware(name: FirmwareName, *, force: bool = False, log_dir: Path | None = 
                     apply_patch(src, patch, log)
             built = _build_edk2(src, log) if name == "edk2" else _build_uboot(src, inputs, log)
             shutil.copyfile(built, out / out_name)
-            if log.parent == out:
-                pass
-            else:
-                shutil.copyfile(log, out / log.name)
+            shutil.copyfile(log, out / log.name)
             manifest = {
                 "name": name,
                 "source": source,

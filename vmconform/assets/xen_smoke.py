@@ -122,8 +122,10 @@ def smoke(host: XenHost, firmwares: Sequence[FirmwareName], say: Callable[[str],
         share = tdir / "work"
         share.mkdir()
         image = tdir / "x.img"
-        subprocess.run([vmconform, "gen", "--arch", "aarch64", "--nonce", NONCE, "-o", image], check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
+        gen = subprocess.run([vmconform, "gen", "--arch", "aarch64", "--nonce", NONCE, "-o", image],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+        if gen.returncode != 0:
+            raise AssetError(f"vmconform gen failed: {(gen.stderr.strip().splitlines() or ['no output'])[-1]}")
         ch = Channel(tdir / "ctl.sock")
         cmd = qemu_command(host, fresh_vars(tdir / "vars.fd"), ch.path, share)
         t0 = time.monotonic()
