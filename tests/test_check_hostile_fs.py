@@ -95,12 +95,24 @@ def many_partitions(n: int = 131_072) -> hf.PagedImage:
     return img
 
 
+def sparse_boot_file(size: int = (64 << 20) - 1) -> hf.PagedImage:
+    """A boot file of 64 MiB (the most check reads) whose clusters are holes but its first: under 2 MiB
+    allocated. Before: three copies of it in memory at once."""
+    img, _layout, fat = fat_disk(200 << 20, spc=8)
+    boot = fat.mkdir(fat.mkdir(fat.root, "EFI"), "BOOT")
+    first = fat.alloc(-(-size // fat.cluster_bytes))
+    img.write(fat.cluster_offset(first), hf.pe_image())
+    fat.add(boot, [hf.dir_entry(hf.short_name("BOOTAA64.EFI"), 0x20, first, size)], "boot")
+    return img
+
+
 CASES: dict[str, Callable[[], hf.PagedImage]] = {
     "nested": nested_directories,
     "shared-loop": shared_looping_run,
     "shared-chain": files_sharing_a_chain,
     "endless-chain": one_endless_chain,
     "many-partitions": many_partitions,
+    "sparse-boot-file": sparse_boot_file,
 }
 
 
@@ -212,6 +224,14 @@ class CountingReads:
 
     def data_extents(self):  # type: ignore[no-untyped-def]
         return self.img.data_extents()
+
+
+def test_a_64_mib_boot_file_of_holes_is_read_once_within_memory() -> None:
+    result = measure("sparse-boot-file")
+    assert_within_memory(result)
+    rows = result["rows"]
+    assert isinstance(rows, dict)
+    assert rows["boot_file.present"][0] == PASS and rows["boot_file.sections"][0] == PASS, rows
 
 
 def test_budget_error_reads_as_incomplete_on_the_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

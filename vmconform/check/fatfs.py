@@ -224,19 +224,25 @@ class FatFs:
         sector = self.bpb.first_data_sector + (cluster - 2) * self.bpb.sectors_per_cluster
         return self.offset + sector * self.bpb.bytes_per_sector
 
-    def read_file(self, entry: DirEntry, limit: int) -> tuple[bytes | None, str | None]:
-        """The file's bytes (at most `limit`), following its chain only as far as its size needs."""
+    def read_file(self, entry: DirEntry, limit: int) -> tuple[bytearray | None, str | None]:
+        """The file's bytes (at most `limit`), following its chain only as far as its size needs; read into
+        one buffer of the file's size (a 64 MiB file costs 64 MiB of memory, not three copies of it)."""
         size = min(entry.size, limit)
         if size == 0:
-            return b"", None
-        need = -(-size // self.bpb.cluster_bytes)
+            return bytearray(), None
+        step = self.bpb.cluster_bytes
+        need = -(-size // step)
         clusters, problem, _other = self.chain(entry.first_cluster, need)
         if len(clusters) < need:
             return None, problem or f"the chain ends after {len(clusters)} of {need} clusters"
-        data = b"".join(self.read(self.cluster_offset(c), self.bpb.cluster_bytes) for c in clusters)
-        if len(data) < size:
-            return None, "the file's clusters lie past the end of the image"
-        return data[:size], None
+        data = bytearray(size)
+        for i, c in enumerate(clusters):
+            want = min(step, size - i * step)
+            block = self.read(self.cluster_offset(c), want)
+            if len(block) < want:
+                return None, "the file's clusters lie past the end of the image"
+            data[i * step : i * step + want] = block
+        return data, None
 
     # -- directories
 

@@ -23,7 +23,7 @@ SECTION_HEADER = 40
 U32 = 0xFFFFFFFF
 
 
-def _header_problems(data: bytes, lfanew: int, magic: int) -> tuple[list[str], int, int]:
+def _header_problems(data: bytes | bytearray, lfanew: int, magic: int) -> tuple[list[str], int, int]:
     """What EDK2's PeCoffLoaderGetPeHeader rejects in the headers of a PE32/PE32+ file; with the section
     table's offset and the number of sections."""
     opt = lfanew + 24
@@ -52,7 +52,9 @@ def _header_problems(data: bytes, lfanew: int, magic: int) -> tuple[list[str], i
     return out, table, n_sections
 
 
-def pe_rows(name: str, stored: str, data: bytes, results: dict[str, list[str]], notes: dict[str, list[str]]) -> None:
+def pe_rows(
+    name: str, stored: str, data: bytes | bytearray, results: dict[str, list[str]], notes: dict[str, list[str]]
+) -> None:
     """Judge the boot file `data` (found as `stored`, named `name`): problems go to `results`, what holds to
     `notes`, both keyed by row id (boot_file.pe / .machine / .subsystem / .sections)."""
     want_machine, want_magic, _arch = BOOT_FILES[name]
@@ -95,7 +97,12 @@ def pe_rows(name: str, stored: str, data: bytes, results: dict[str, list[str]], 
 
 
 def _sections(
-    stored: str, data: bytes, table: int, n_sections: int, results: dict[str, list[str]], notes: dict[str, list[str]]
+    stored: str,
+    data: bytes | bytearray,
+    table: int,
+    n_sections: int,
+    results: dict[str, list[str]],
+    notes: dict[str, list[str]],
 ) -> None:
     if table + SECTION_HEADER * n_sections > len(data):
         results["boot_file.sections"].append(f"{stored}: the section table ({n_sections} sections) is past the end")
