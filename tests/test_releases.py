@@ -53,6 +53,12 @@ def test_an_empty_cache_is_not_current_and_says_what_to_run(tmp_path, monkeypatc
     msg = str(ei.value)
     assert msg.startswith(f"{hv}:9: hypervisors.q.firmwares.only64.aarch64: ")
     assert msg.endswith("; run scripts/fetch-releases") and "\n" not in msg
+    q10 = config.load(REPO / "hypervisors.yaml").get("qemu-10.0")
+    with pytest.raises(config.ConfigError) as ei:
+        config.resolve_binary(q10, "aarch64")
+    binary = tmp_path / "releases/qemu-10.0/root/usr/bin/qemu-system-aarch64"
+    assert str(ei.value).endswith(f".arches.aarch64.binary: '{binary}' not found; run scripts/fetch-releases")
+    assert q10.arches["arm"].extra_args == ("-L", str(tmp_path / "releases/qemu-10.0/root/usr/share/qemu"))
 
 
 def test_only_the_cache_variable_is_expanded(tmp_path):

@@ -300,7 +300,7 @@ def resolve_binary(entry: HypervisorEntry, arch: str) -> str:
         pkg = {"aarch64": "qemu-system-arm", "arm": "qemu-system-arm"}.get(arch, "qemu-system")
         raise ConfigError(
             f"{entry.source}:{entry.line}: hypervisors.{entry.name}.arches.{arch}.binary: "
-            f"{s.binary!r} not found on PATH; "
+            f"{s.binary!r} not found{'' if '/' in s.binary else ' on PATH'}; "
             + (fetch_hint(s.binary)[2:] if fetch_hint(s.binary) else f"install {pkg} or give the full path")
         )
     return found
@@ -337,6 +337,7 @@ def resolve_firmware(entry: HypervisorEntry, fwname: str, arch: str) -> fwmod.Fi
         msg = str(e)
         path = ref.descriptor or ref.code or ref.bios
         hint = fetch_hint(path) if path is not None and not path.exists() else ""
+        msg = msg.removesuffix("; fix the path") if hint else msg
         raise ConfigError((msg if msg.startswith(where) else f"{where}: {msg}") + hint) from None
 
 
