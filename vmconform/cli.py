@@ -109,8 +109,10 @@ def _parser() -> argparse.ArgumentParser:
         "count with FSInfo, a loop-free tree, \\EFI\\BOOT\\BOOTAA64.EFI / BOOTARM.EFI in any case, a PE of the "
         "right machine type with subsystem 10, and no firmware volume or variable store inside the image.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="exit status: 0 when every MUST rule holds (SHOULD failures are warnings); 1 when one fails;\n"
-        "2 when IMAGE cannot be read as a disk at all (one line says why); 3 on an internal error.",
+        epilog="exit status: 0 when every MUST rule holds (SHOULD failures are warnings); 1 when one fails, or\n"
+        "could not be decided within check's cost budgets (verdict error, result INCOMPLETE); 2 when IMAGE cannot\n"
+        "be read as a disk at all, names another file (backing file, data file, extents) or would expand past\n"
+        "the conversion cap (one line says why); 3 on an internal error.",
     )
     c.add_argument("image", type=Path, help="disk image file (or block device), opened read-only")
     c.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
