@@ -80,24 +80,27 @@ def test_html_names_the_verdict_the_firmware_and_escapes_evidence():
 
 
 def test_compare_reports_regressions_case_changes_and_firmware_change():
+    from vmconform.compare import CaseChange, ClauseChange, compare, side
+
     a = doc(A=("MUST", "pass"), B=("SHOULD", "fail"))
     b = copy.deepcopy(a)
     b["clauses"][0]["status"] = "fail"
     b["clauses"][1]["status"] = "pass"
     b["results"][0]["outcome"] = "failed"
     b["firmwares"]["edk2/aarch64"]["sha256"]["code"] = "b" * 64
-    cmp = report.compare(rec(a), rec(b), "rel-A", "rel-B")
-    assert cmp.clause_changes == [("A", "MUST", "pass", "fail"), ("B", "SHOULD", "fail", "pass")]
-    assert [c[0] for c in cmp.regressions] == ["A"]
-    assert cmp.case_changes == [("test_removable_media_boot[qemu-aarch64-reference]", "passed", "failed")]
-    assert ("firmware edk2/aarch64 code sha256", "a" * 16, "b" * 16) in cmp.setup_changes
-    text = cmp.text()
-    assert "REGRESSION A (MUST): pass -> fail" in text and "changed    B (SHOULD): fail -> pass" in text
-    assert (
-        report.compare(rec(a), rec(copy.deepcopy(a)))
-        .text()
-        .endswith("no differences in clause verdicts or case outcomes")
+    cmp = compare(side("rel-A", rec(a)), side("rel-B", rec(b)))
+    assert cmp.clauses == (
+        ClauseChange("regression", "A", "MUST", "pass", "fail", "x: A"),
+        ClauseChange("fix", "B", "SHOULD", "fail", "pass"),
     )
+    key = ("test_removable_media_boot", "aarch64", "aarch64-reference")  # read from the old-style test ID
+    assert cmp.cases == (CaseChange("regression", key, "passed", "failed"),)
+    assert cmp.setup == (("firmware aarch64 code sha256", "a" * 16, "b" * 16),) and cmp.exit_status == 1
+    text = cmp.text()
+    assert "  REGRESSION A (MUST): pass -> fail (x: A)\n  FIX        B (SHOULD): fail -> pass\n" in text
+    same = compare(side("A", rec(a)), side("B", rec(copy.deepcopy(a))))
+    assert "set-up: unchanged\n" in same.text() and same.text().endswith("verdict: no regression\n")
+    assert same.exit_status == 0
 
 
 def test_load_results_errors_are_one_line(tmp_path):
