@@ -150,7 +150,8 @@ class Report:
 
 
 def _one_line(text: str, width: int = 160) -> str:
-    text = printable(" ".join(text.split(" ")))
+    """`text` as one terminal-safe line (line breaks and escapes from the image escaped), cut to `width`."""
+    text = printable(text)
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
