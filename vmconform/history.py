@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from vmconform.compare import case_key
+from vmconform.compare import CaseChange, case_key
 from vmconform.records import ClauseRecord, FirmwareRecord, RunRecord, firmware_identities
 from vmconform.verdicts import roll_up
 
@@ -123,7 +123,8 @@ def history_html(runs: Sequence[tuple[str, RunRecord]], by_case: bool = False) -
     for i, (_, run) in enumerate(runs):
         if by_case:
             for r in run.results:
-                name = " ".join(x for x in case_key(r, run, len({k.rsplit("/", 1)[0] for k in run.firmwares}) > 1) if x)
+                several = len({k.rsplit("/", 1)[0] for k in run.firmwares}) > 1
+                name = CaseChange("", case_key(r, run, several), "", "").name  # test[case], " on FW" when several
                 status = "flaky" if r.extra.get("flaky") else r.outcome
                 rows.setdefault(name, [("", "")] * len(runs))[i] = (status, r.message or r.test)
         else:
