@@ -106,8 +106,16 @@ class Slot:
             if self.path.exists():
                 shutil.rmtree(self.path)
             tmp.rename(self.path)
+            self._prune()
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _prune(self) -> None:
+        # other completed keys of the same kind are stale now (their inputs changed); a VM that still has
+        # one of their files open keeps reading it after the unlink
+        for other in self.path.parent.iterdir():
+            if other != self.path and (other / ".complete").exists():
+                shutil.rmtree(other, ignore_errors=True)
 
 
 def slot(kind: str, key: str) -> Slot:

@@ -155,7 +155,8 @@ def _plan(shape: HostShape, fws: list[Firmware]) -> _Plan:
         *scripts,
         *(str(f.path) for f in fws),
     ]
-    slot = cache.slot("xen/host", digest(parts))
+    # one folder per host shape: a new build prunes stale keys of its own shape only
+    slot = cache.slot(f"xen/host-{digest([repr(shape)])[:8]}", digest(parts))
     result = XenHost(
         slot.path,
         shape,
