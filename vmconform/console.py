@@ -1,4 +1,4 @@
-"""The serial console of one VM: a pexpect session, ANSI stripping, transcript, dead-end detection.
+"""The serial console of one VM: ANSI stripping, transcript, dead-end detection; a pexpect session for a VM process.
 
 The VM process runs on a pty in its own session (pexpect forks with ``setsid``), so
 its process id is also its process-group id: :meth:`Console.kill` ends it and
@@ -19,8 +19,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
-
-import pexpect
 
 # Memory bounds for a console that floods: lines kept in memory, and the longest unfinished line.
 KEPT_LINES = 10_000
@@ -85,21 +83,15 @@ class Stop:
     elapsed: float = 0.0  # seconds since the console was started
 
 
-class Console:
-    """A VM process on a pty, read line by line.
+class ConsoleBase:
+    """A VM's console, read line by line from some source: transcripts, dead ends, decisions.
 
-    Use as a context manager: on exit the whole process group is killed if still
-    alive and the transcripts are closed.
+    A subclass says where bytes come from (:meth:`_read`), how the VM's exit status is known (:meth:`_reap`)
+    and how the VM is ended (:meth:`kill`); use it as a context manager: on exit a VM still running is
+    killed and the transcripts are closed.
     """
 
-    def __init__(
-        self,
-        argv: Sequence[str],
-        workdir: Path,
-        name: str = "console",
-        env: Mapping[str, str] | None = None,
-        echo: Callable[[bytes], None] | None = None,
-    ) -> None:
+    def __init__(self, workdir: Path, name: str = "console", echo: Callable[[bytes], None] | None = None) -> None:
         self.workdir = workdir
         self.raw_path = workdir / f"{name}.raw"
         self.log_path = workdir / f"{name}.log"
@@ -113,24 +105,33 @@ class Console:
         self.exit_status: int | None = None
         self.signal_status: int | None = None
         self._eof = False
-        try:
-            self.proc = pexpect.spawn(
-                argv[0],
-                list(argv[1:]),
-                cwd=str(workdir),
-                env=dict(env) if env else None,
-                echo=False,
-                timeout=None,
-            )
-        except pexpect.ExceptionPexpect as e:
-            self.close()
-            raise OSError(f"cannot start {argv[0]}: {e}") from None
-        self.pid: int = self.proc.pid
-        # pexpect/ptyprocess sleep 0.1 s on close "to let the child exit"; the harness waits for exit itself.
-        self.proc.delayafterclose = 0
-        self.proc.ptyproc.delayafterclose = 0
+
+    # --- the source (subclasses) ------------------------------------------------
+    def _read(self, timeout: float) -> bytes | None:
+        """Up to 64 KiB the VM printed, b"" when nothing came within `timeout`, None at the end of the output."""
+        raise NotImplementedError
+
+    def _reap(self, deadline: float) -> int | None:
+        """The VM's exit status once its output ended (negative: killed by that signal); None if unknown by
+        `deadline`."""
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        """End the VM, whatever state it is in (idempotent)."""
+        raise NotImplementedError
+
+    def _alive(self) -> bool:
+        return not self._eof
+
+    def _release(self) -> None:
+        """Free what the source holds once the VM is gone."""
 
     # --- reading ---------------------------------------------------------
+    def _lines_of(self, text: bytes) -> tuple[list[bytes], bytes]:
+        """Complete lines and the unfinished rest (a subclass may rejoin lines its source wraps)."""
+        *complete, rest = text.split(b"\n")
+        return complete, rest
+
     def _feed(self, data: bytes, from_vm: bool = True) -> list[str]:
         if from_vm:
             if self.first_output is None and data:
@@ -141,7 +142,7 @@ class Console:
                 self._echo(data)
         text = self._pending + strip_ansi(data)
         text = _NEWLINE.sub(b"\n", text)
-        *complete, self._pending = text.split(b"\n")
+        complete, self._pending = self._lines_of(text)
         if len(self._pending) > MAX_LINE:  # a console that never ends its line is cut, not buffered forever
             complete.append(self._pending)
             self._pending = b""
@@ -173,11 +174,8 @@ class Console:
             left = deadline - time.monotonic()
             if left <= 0:
                 return Stop("timeout", f"no decision within {timeout:g} s", self.partial_line, self.elapsed())
-            try:
-                data = self.proc.read_nonblocking(65536, timeout=min(left, 1.0))
-            except pexpect.TIMEOUT:
-                data = b""
-            except pexpect.EOF:
+            data = self._read(min(left, 1.0))
+            if data is None:
                 # Offer an unfinished last line too, then report the exit on the next turn.
                 self._eof = True
                 data = b"\n" if self._pending else b""
@@ -198,18 +196,86 @@ class Console:
         return time.monotonic() - self.started
 
     def wait_exit(self, timeout: float) -> int | None:
-        """Wait for the process to end; its exit status, or None if it is still running."""
+        """Wait for the VM to end; its exit status, or None if it is still running."""
         deadline = time.monotonic() + timeout
         while not self._eof and time.monotonic() < deadline:
-            try:
-                data = self.proc.read_nonblocking(65536, timeout=max(0.0, min(1.0, deadline - time.monotonic())))
-                self._feed(data)
-            except pexpect.TIMEOUT:
-                pass
-            except pexpect.EOF:
+            data = self._read(max(0.0, min(1.0, deadline - time.monotonic())))
+            if data is None:
                 self._eof = True
+            elif data:
+                self._feed(data)
         if not self._eof:
             return None
+        return self._reap(deadline)
+
+    def tail(self, n: int = 25) -> str:
+        lines = [ln for ln in self.lines if ln.strip()][-n:]
+        if self.partial_line.strip():
+            lines.append(self.partial_line)
+        return "\n".join(lines)
+
+    # --- ending ----------------------------------------------------------
+    def close(self) -> None:
+        for f in (getattr(self, "_raw", None), getattr(self, "_log", None)):
+            if f is not None and not f.closed:
+                f.close()
+
+    def __enter__(self) -> ConsoleBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._alive():
+                self.kill()
+            self._release()
+        finally:
+            if self._pending and not self._log.closed:
+                self._feed(b"\n", from_vm=False)
+            self.close()
+
+
+class Console(ConsoleBase):
+    """A VM process on a pty (pexpect), in its own session: :meth:`kill` ends its whole process group."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        workdir: Path,
+        name: str = "console",
+        env: Mapping[str, str] | None = None,
+        echo: Callable[[bytes], None] | None = None,
+    ) -> None:
+        import pexpect
+
+        super().__init__(workdir, name, echo)
+        self._pexpect = pexpect
+        try:
+            self.proc = pexpect.spawn(
+                argv[0],
+                list(argv[1:]),
+                cwd=str(workdir),
+                env=dict(env) if env else None,
+                echo=False,
+                timeout=None,
+            )
+        except pexpect.ExceptionPexpect as e:
+            self.close()
+            raise OSError(f"cannot start {argv[0]}: {e}") from None
+        self.pid: int = self.proc.pid
+        # pexpect/ptyprocess sleep 0.1 s on close "to let the child exit"; the harness waits for exit itself.
+        self.proc.delayafterclose = 0
+        self.proc.ptyproc.delayafterclose = 0
+
+    def _read(self, timeout: float) -> bytes | None:
+        try:
+            data: bytes = self.proc.read_nonblocking(65536, timeout=timeout)
+        except self._pexpect.TIMEOUT:
+            return b""
+        except self._pexpect.EOF:
+            return None
+        return data
+
+    def _reap(self, deadline: float) -> int | None:
         # The pty has closed; reap the process.
         while self.proc.isalive() and time.monotonic() < deadline + 5:
             time.sleep(0.01)
@@ -219,13 +285,9 @@ class Console:
         self.signal_status = self.proc.signalstatus
         return self.exit_status if self.exit_status is not None else -(self.signal_status or 0)
 
-    def tail(self, n: int = 25) -> str:
-        lines = [ln for ln in self.lines if ln.strip()][-n:]
-        if self.partial_line.strip():
-            lines.append(self.partial_line)
-        return "\n".join(lines)
+    def _alive(self) -> bool:
+        return bool(self.proc.isalive()) or not self._eof
 
-    # --- ending ----------------------------------------------------------
     def kill(self) -> None:
         """Kill the VM's whole process group (idempotent)."""
         try:
@@ -237,20 +299,11 @@ class Console:
         except Exception:  # noqa: BLE001 - best effort on teardown
             pass
 
-    def close(self) -> None:
-        for f in (getattr(self, "_raw", None), getattr(self, "_log", None)):
-            if f is not None and not f.closed:
-                f.close()
+    def _release(self) -> None:
+        try:
+            self.proc.close(force=True)  # release the pty now, not when the object is collected
+        except Exception:  # noqa: BLE001 - best effort on teardown
+            pass
 
     def __enter__(self) -> Console:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        if getattr(self, "proc", None) is not None:
-            if self.proc.isalive() or not self._eof:
-                self.kill()
-            else:
-                self.proc.close(force=True)  # release the pty now, not when the object is collected
-        if self._pending:
-            self._feed(b"\n", from_vm=False)
-        self.close()

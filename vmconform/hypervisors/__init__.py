@@ -30,7 +30,7 @@ from vmconform.vm import Disk, VmShape, as_disk, configured_cpus, memory_bytes
 
 if TYPE_CHECKING:
     from vmconform.config import HypervisorEntry
-    from vmconform.console import Console
+    from vmconform.console import ConsoleBase
     from vmconform.firmware import Firmware
 
 __all__ = [
@@ -97,7 +97,7 @@ class Backend(ABC):
         """The full command line that starts the VM (also written to the work folder)."""
 
     @abstractmethod
-    def start(self, req: BootRequest, echo: Callable[[bytes], None] | None = None) -> Console:
+    def start(self, req: BootRequest, echo: Callable[[bytes], None] | None = None) -> ConsoleBase:
         """Start the VM; its console is returned (use it as a context manager)."""
 
     def preflight(self) -> None:
