@@ -89,6 +89,8 @@ def _inputs(name: FirmwareName) -> tuple[str, tuple[Path, ...]]:
 
 
 def _cross_version() -> str:
+    if shutil.which(f"{CROSS}gcc") is None:
+        return "missing"
     out = subprocess.run([f"{CROSS}gcc", "-dumpfullversion"], capture_output=True, text=True, check=False)
     return out.stdout.strip() or "unknown"
 
