@@ -108,7 +108,7 @@ def _cell(status: str, title: str) -> str:
 def _column_head(label: str, run: RunRecord) -> str:
     e = html.escape
     fws = sorted({k.rsplit("/", 1)[0] for k in run.firmwares})
-    idents = sorted({fw.identity for fw in run.firmwares.values() if fw.identity})
+    idents = [f"{key}: {fw.identity}" for key, fw in sorted(run.firmwares.items()) if fw.identity]
     return (
         f"<th><div>{e(run.started or '?')}</div><div>{e(', '.join(fws))}</div>"
         f"<div class=small>{e('; '.join(idents))}</div><div class=small>{e(run.hypervisor)}: "
