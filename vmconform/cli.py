@@ -368,8 +368,11 @@ def _cmd_boot(args: argparse.Namespace) -> int:
     print(f"vmconform: booting {arch} on {setup.entry.name} with {fw.name} ({fw.code})", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="vmconform-boot-") as tmp:
         workdir = keep or Path(tmp).resolve()
-        result = boot(setup.backend, arch, disks, fw, args.nonce, workdir, setup.timeout,
-                      echo=None if args.quiet else echo)  # fmt: skip
+        try:
+            result = boot(setup.backend, arch, disks, fw, args.nonce, workdir, setup.timeout,
+                          echo=None if args.quiet else echo)  # fmt: skip
+        finally:
+            setup.backend.close()
         print(file=sys.stderr)
         print(f"vmconform: {result.describe().splitlines()[0]}", file=sys.stderr)
         status = "killed by the harness" if result.exit_status is None else f"exit status {result.exit_status}"

@@ -58,13 +58,14 @@ class FirmwareRef:
 
     name: str
     arch: str
-    kind: str  # "auto" | "descriptor" | "paths" | "bios"
+    kind: str  # "auto" | "descriptor" | "paths" | "bios" | "xen_domu"
     key: str  # dotted key in the file, for messages
     line: int
     descriptor: Path | None = None
     code: Path | None = None
     vars: Path | None = None
     bios: Path | None = None
+    xen_domu: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,11 +116,13 @@ GIC_VERSIONS = (2, 3, 4)
 BACKEND_KEYS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
     "qemu": {},
     "libvirt": {"uri": ("qemu:///system", ()), "run_as": ("caller", ("caller", "libvirt"))},
+    "xen": {},
 }
 ACCELS = ("tcg", "kvm", "hvf")
 FW_PATH_KEYS = {"code", "vars"}
 FW_DESC_KEYS = {"descriptor"}
 FW_BIOS_KEYS = {"bios"}
+FW_XEN_KEYS = {"xen_domu"}  # a domU firmware of the nested Xen host (vmconform.assets.xen_firmware)
 
 
 def load(path: Path) -> HypervisorsFile:
@@ -238,6 +241,14 @@ def _fwref(r: Reader, kp: tuple[str, ...], name: str, arch: str, spec: Any) -> F
     if isinstance(spec, dict) and "bios" in spec:
         spec = r.mapping(spec, kp, FW_BIOS_KEYS)
         return FirmwareRef(name, arch, "bios", key, line, bios=_path(r, spec["bios"], kp + ("bios",)))
+    if isinstance(spec, dict) and "xen_domu" in spec:
+        spec = r.mapping(spec, kp, FW_XEN_KEYS)
+        domu = r.string(spec["xen_domu"], kp + ("xen_domu",))
+        from vmconform.assets.xen_firmware import FIRMWARES
+
+        if domu not in FIRMWARES:
+            raise r.err(kp + ("xen_domu",), f"{domu!r} is not one of: {', '.join(FIRMWARES)}")
+        return FirmwareRef(name, arch, "xen_domu", key, line, xen_domu=domu)
     if isinstance(spec, dict) and "descriptor" in spec:
         spec = r.mapping(spec, kp, FW_DESC_KEYS)
         return FirmwareRef(
@@ -331,6 +342,9 @@ def resolve_firmware(entry: HypervisorEntry, fwname: str, arch: str) -> fwmod.Fi
         if ref.kind == "bios":
             assert ref.bios is not None
             return fwmod.boot_rom(fwname, arch, ref.bios, source=where)
+        if ref.kind == "xen_domu":
+            assert ref.xen_domu is not None
+            return fwmod.xen_domu(fwname, arch, ref.xen_domu, source=where)
         assert ref.code is not None and ref.vars is not None
         return fwmod.explicit(fwname, arch, ref.code, ref.vars, source=where)
     except fwmod.FirmwareError as e:

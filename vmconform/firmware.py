@@ -53,6 +53,7 @@ class Firmware:
     source: str  # where it came from: a descriptor path or "hypervisors.yaml"
     description: str = ""
     mapping: str = "flash"
+    xen_domu: str | None = None  # mapping "xen-domu": which domU firmware of the nested Xen host
 
     def files(self) -> dict[str, Path]:
         out = {"code": self.code}
@@ -193,6 +194,23 @@ def boot_rom(name: str, arch: str, bios: Path, source: str) -> Firmware:
     """Firmware loaded as the boot ROM (``-bios``), with no separate variable store."""
     _readable(bios, "bios", source)
     return Firmware(name, arch, bios, None, source=source, mapping="bios")
+
+
+def xen_domu(name: str, arch: str, domu: str, source: str) -> Firmware:
+    """A domU firmware of the nested Xen host (xl's ``kernel=``), built from Debian's sources into the cache."""
+    from vmconform.assets.cache import AssetError
+    from vmconform.assets.xen_firmware import planned
+
+    try:
+        built = planned(domu)  # type: ignore[arg-type]
+    except AssetError as e:
+        raise FirmwareError(f"{source}: {e}") from None
+    if not built.path.is_file():
+        raise FirmwareError(
+            f"{source}: the Xen domU firmware {domu} is not built ({built.path}); run "
+            f"`.venv/bin/python -m vmconform.assets build xen` (scripts/setup.sh test does)"
+        )
+    return Firmware(name, arch, built.path, None, source, f"{domu} {built.source} {built.version}", "xen-domu", domu)
 
 
 def _readable(p: Path, what: str, source: str) -> None:

@@ -7,6 +7,7 @@ callers to guess:
 - :meth:`Backend.preflight`: can it run at all here (a daemon answers, ``/dev/kvm`` is usable)?
 - :meth:`Backend.sweep`: VMs of a run that it keeps outside vmconform's own processes (libvirt domains);
 - :meth:`Backend.console_log`: its own log of the serial port, read when the console lost the last lines;
+- :meth:`Backend.close`: end what it keeps running across boots (Xen's host VM), at session end;
 - :meth:`Backend.shape`: the vCPUs and memory a VM really gets;
 - :meth:`Backend.gic_versions` / :meth:`Backend.with_gic`: the GIC versions it can give a VM (V2-7);
 - :attr:`Backend.power_cycle`: how a power cycle happens (FW-4);
@@ -48,6 +49,7 @@ __all__ = [
 BACKENDS: dict[str, str] = {
     "qemu": "vmconform.hypervisors.qemu:QemuBackend",
     "libvirt": "vmconform.hypervisors.libvirt:LibvirtBackend",
+    "xen": "vmconform.hypervisors.xen:XenBackend",
 }
 """Every backend: its ``hypervisors.yaml`` name and the class that implements it (imported on use)."""
 
@@ -107,6 +109,10 @@ class Backend(ABC):
     def sweep(self, run_id: str) -> list[Leftover]:
         """Destroy this run's VMs that outlived their case outside vmconform's processes; name them."""
         return []
+
+    def close(self) -> None:
+        """End what the backend keeps running across boots (a long-lived host VM); called at session end."""
+        return None
 
     def console_log(self, req: BootRequest) -> Path | None:
         """The backend's own log of the VM's serial port, a second source when the console loses output (None:

@@ -1,0 +1,350 @@
+"""The Xen backend: every case is a domU of a Xen-on-Arm host, nested under qemu-system-aarch64 here.
+
+The host VM (Xen 4.17 EFI, a dom0 with ``xl`` and vmconform's agent: `vmconform.assets.xen`) is long-lived:
+started by the first boot in a process (one per pytest-xdist worker), reused by every case after it, and
+powered off by :meth:`XenBackend.close` at session end (its QEMU carries the run's tag, so the session
+sweep finds it if a worker died). A case is:
+
+1. its disks hard-linked into the folder shared with dom0 over 9p, each ``losetup``-ed by the agent
+   (``--sector-size 4096`` for 4Kn disks, read-only when asked) and given to the domU as ``phy:`` PV disks;
+2. ``xl create`` of a domU whose kernel is the UEFI firmware (EDK2 ArmVirtXen, U-Boot xenguest), no vif,
+   ``on_reboot="restart"`` (a guest's warm or cold reset rebuilds the domain, as Xen does);
+3. its console relayed by the agent over the control port (`vmconform.assets.xen_host.Channel`), read by
+   :class:`XenConsole` like any other console; EDK2 wraps its Xen console at 80 columns, so an
+   80-column piece is joined with the line after it;
+4. ``xl destroy`` whenever it did not end by itself (timeout, dead end, Ctrl-C, crash), then the loop
+   devices detached and the links removed.
+
+A power cycle (FW-4) is a destroy and a new ``xl create`` on the same disks. Variables: ArmVirtXen keeps
+them in RAM (lost at every reset), U-Boot in ``\\ubootefi.var`` on the domU's own ESP.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import shlex
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vmconform.console import ConsoleBase
+from vmconform.enums import StoreKind
+from vmconform.hypervisors import Backend, BootRequest, VariableStore, as_disk
+from vmconform.reaper import TAG_ENV
+from vmconform.vm import VmShape, memory_bytes
+
+if TYPE_CHECKING:
+    from vmconform.assets.xen import XenHost
+    from vmconform.assets.xen_host import Channel, Message
+    from vmconform.config import HypervisorEntry
+    from vmconform.firmware import Firmware
+
+HOST_TIMEOUT = 240.0  # seconds for the host VM to boot Xen and dom0 and report ready (TCG, loaded machine)
+REQUEST_TIMEOUT = 120.0  # seconds for one agent command (losetup over 9p, xl create's hotplug scripts)
+WRAP = 80  # EDK2's console width on Xen: it breaks longer lines after this many columns
+DOMU_FIRMWARES = {"edk2": "EDK2 ArmVirtXen (XEN_EFI.fd)", "u-boot-fixed": "U-Boot xenguest_arm64, fixed",
+                  "u-boot-stock": "U-Boot xenguest_arm64, Debian's defconfig"}  # fmt: skip
+
+
+class XenHostError(Exception):
+    """The Xen host VM could not be started or stopped answering; the message says why, with its console tail."""
+
+
+class HostVM:
+    """The running nested host: its QEMU process, the control channel, the folder shared with dom0."""
+
+    def __init__(self, host: XenHost, tag: str) -> None:
+        from vmconform.assets.xen_host import Channel, fresh_vars, qemu_command
+
+        self.host = host
+        self.dir = Path(tempfile.mkdtemp(prefix="vmconform-xen-"))
+        self.share = self.dir / "share"
+        self.share.mkdir()
+        self.console: deque[str] = deque(maxlen=200)  # the host's own serial console (Xen and dom0), newest lines
+        self.channel: Channel = Channel(self.dir / "ctl.sock")
+        argv = qemu_command(host, fresh_vars(self.dir / "vars.fd"), self.channel.path, self.share)
+        (self.dir / "command.sh").write_text(shlex.join(argv) + "\n")
+        env = {**os.environ, TAG_ENV: tag}
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, start_new_session=True, env=env)  # fmt: skip
+        threading.Thread(target=self._pump, daemon=True).start()
+        atexit.register(self.stop)  # a process that ends without close() still powers its host off
+        self.xen_version = self.dom0_kernel = ""
+        self.names = (f"vmc{os.getpid()}-{n}" for n in itertools.count(1))
+        try:
+            self.channel.accept(30)
+            ready = next((m for m in self.channel.messages(time.monotonic() + HOST_TIMEOUT) if m.kind == "ready"), None)
+        except Exception as e:  # noqa: BLE001 - any failure here is the host's, reported with its tail
+            self.stop()
+            raise XenHostError(f"the Xen host VM did not start: {e}; host console tail: {self.tail()}") from None
+        if ready is None:
+            self.stop()
+            raise XenHostError(
+                f"the Xen host VM did not report ready within {HOST_TIMEOUT:.0f} s; host console tail: {self.tail()}"
+            )
+        self.xen_version, self.dom0_kernel = (ready.args + ("", ""))[:2]
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        with (self.dir / "host-console.log").open("wb") as log:
+            for raw in iter(self.proc.stdout.readline, b""):
+                log.write(raw)
+                log.flush()
+                self.console.append(raw.decode("utf-8", "replace").rstrip())
+
+    def tail(self, n: int = 8) -> str:
+        return " | ".join(line for line in list(self.console)[-n:] if line.strip()) or "(nothing)"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        """Power the host off (politely when dom0 answers), then kill its process group whatever happened."""
+        if self.proc.returncode is not None:
+            return
+        if self.alive():
+            try:
+                self.channel.request("poweroff", timeout=20)
+                self.proc.wait(timeout=30)
+            except Exception:  # noqa: BLE001 - killed below in any case
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        self.channel.close()
+
+
+class XenConsole(ConsoleBase):
+    """A domU's console as dom0's agent relays it; the domU is destroyed and its disks detached on exit."""
+
+    def __init__(self, vm: HostVM, req: BootRequest, config: str, name: str,
+                 echo: Callable[[bytes], None] | None = None) -> None:  # fmt: skip
+        super().__init__(req.workdir, "console", echo)
+        self.vm, self.name = vm, name
+        self._queue: deque[Message] = deque()
+        self._links: list[Path] = []
+        self._loops: list[str] = []
+        self._shutdown_code: int | None = None
+        self._ended = False
+        self._failed = ""
+        try:
+            devs = [self._attach(req, i) for i in range(len(req.disks))]
+            text = config.replace("@DISKS@", ", ".join(f"'phy:{d},xvd{chr(ord('a') + i)},{m}'"
+                                                       for i, (d, m) in enumerate(devs)))  # fmt: skip
+            (req.workdir / "domu.cfg").write_text(text)
+            self._request("create", name, _b64(text))
+        except XenHostError as e:
+            self._failed = str(e)
+
+    def _request(self, verb: str, *args: str) -> Message:
+        from vmconform.assets.cache import AssetError
+
+        try:
+            msg = self.vm.channel.request(verb, *args, timeout=REQUEST_TIMEOUT)
+        except AssetError as e:
+            raise XenHostError(f"{e} (host console tail: {self.vm.tail()})") from None
+        finally:
+            self._queue.extend(self.vm.channel.pending)
+            self.vm.channel.pending.clear()
+        return msg
+
+    def _attach(self, req: BootRequest, i: int) -> tuple[str, str]:
+        disk = as_disk(req.disks[i])
+        link = self.vm.share / f"{self.name}-{i}.img"
+        link.unlink(missing_ok=True)
+        os.link(disk.path, link)  # the same inode: what the domU writes is in the case's disk file
+        self._links.append(link)
+        msg = self._request("attach", link.name, "ro" if disk.read_only else "rw", str(disk.logical_block_size))
+        self._loops.append(msg.args[1])
+        return msg.args[1], "r" if disk.read_only else "w"
+
+    def _read(self, timeout: float) -> bytes | None:
+        if self._failed:  # the domU never ran: say why as the hypervisor's own words, then end
+            text, self._failed = f"xl: {self._failed}\n", ""
+            self._ended, self.exit_status = True, 1
+            return text.encode()
+        if self._ended and not self._queue:
+            return None
+        if not self._queue:
+            for msg in self.vm.channel.messages(time.monotonic() + timeout):
+                self._queue.append(msg)
+                break
+            if not self._queue and not self.vm.alive():
+                self._ended, self.exit_status = True, 1
+                return f"xl: the Xen host VM died (host console tail: {self.vm.tail()})\n".encode()
+        out = b""
+        while self._queue:
+            msg = self._queue.popleft()
+            if not msg.args or msg.args[0] != self.name:
+                continue  # another boot's late message, or the agent's own log
+            if msg.kind == "console":
+                out += msg.payload
+            elif msg.kind == "event" and len(msg.args) > 2 and msg.args[1] == "shutdown" and msg.args[2].isdigit():
+                self._shutdown_code = int(msg.args[2])
+            elif msg.kind == "event" and msg.args[1:2] == ("exited",):
+                self._ended = True
+                self.exit_status = 0 if self._shutdown_code == 0 else 1
+                break
+        return out
+
+    def _lines_of(self, text: bytes) -> tuple[list[bytes], bytes]:
+        """EDK2 breaks its Xen console lines after WRAP columns: a piece of exactly WRAP characters is joined
+        with the next; a probe line glued to a firmware prompt starts a line of its own."""
+        *complete, rest = text.split(b"\n")
+        out: list[bytes] = []
+        carry = b""
+        for piece in complete:
+            if len(piece) == WRAP:
+                carry += piece
+                continue
+            line, carry = carry + piece, b""
+            at = line.find(b"VMCONFORM ")
+            if at > 0:
+                out += [line[:at], line[at:]]
+            else:
+                out.append(line)
+        return out, carry + rest
+
+    def _reap(self, deadline: float) -> int | None:
+        return self.exit_status
+
+    def _alive(self) -> bool:
+        return not self._ended
+
+    def kill(self) -> None:
+        if not self._ended:
+            try:
+                self._request("destroy", self.name)
+            except XenHostError:
+                pass  # the host is gone or stuck: the host VM is killed at session end
+            self._ended = True
+            self.signal_status = signal.SIGKILL
+            self.exit_status = None
+
+    def _release(self) -> None:
+        for dev in self._loops:
+            try:
+                self._request("detach", dev)
+            except XenHostError:
+                break
+        for link in self._links:
+            link.unlink(missing_ok=True)
+
+
+def _b64(text: str) -> str:
+    from vmconform.assets.xen_host import b64
+
+    return b64(text)
+
+
+class XenBackend(Backend):
+    """Cases as domUs of a nested Xen host (one host VM per process, started on first use)."""
+
+    name = "xen"
+    power_cycle = "the domU is destroyed and created again on the same disks"
+
+    def __init__(self, entry: HypervisorEntry) -> None:
+        super().__init__(entry)
+        self._vm: HostVM | None = None
+
+    def preflight(self) -> None:
+        from vmconform.config import ConfigError
+
+        for arch in self.entry.arches:
+            if arch != "aarch64":
+                raise ConfigError(
+                    f"hypervisor {self.entry.name}: arch {arch}: this Xen host runs AArch64 domUs only (the domU "
+                    f"firmwares here are AArch64 builds); remove {arch} from its arches"
+                )
+        self.xen_host()
+
+    def xen_host(self) -> XenHost:
+        """The cached Xen host build (built now when missing or stale: minutes)."""
+        from vmconform.assets.cache import AssetError
+        from vmconform.assets.xen import host
+        from vmconform.config import ConfigError
+
+        try:
+            return host()[0]
+        except AssetError as e:
+            raise ConfigError(f"hypervisor {self.entry.name}: the Xen host cannot be built: {e}") from None
+
+    def _host_vm(self, tag: str) -> HostVM:
+        if self._vm is None or not self._vm.alive():
+            run = tag.rsplit("/", 1)[0] if "/" in tag else tag
+            self._vm = HostVM(self.xen_host(), f"{run}/xen-host-{os.getpid()}")
+        return self._vm
+
+    def command(self, req: BootRequest) -> list[str]:
+        return ["xl", "create", "-F", str(req.workdir / "domu.cfg")]
+
+    def domu_config(self, req: BootRequest, name: str, kernel: str) -> str:
+        s = self.entry.arches[req.arch]
+        return (
+            f'name="{name}"\nkernel="{kernel}"\nmemory={memory_bytes(s.memory) >> 20}\nvcpus=1\n'
+            f"disk=[@DISKS@]\nvif=[]\n"
+            f'on_poweroff="destroy"\non_reboot="restart"\non_crash="destroy"\n'
+        )
+
+    def start(self, req: BootRequest, echo: Callable[[bytes], None] | None = None) -> ConsoleBase:
+        fw = req.firmware
+        if fw.xen_domu is None:
+            return _failed(
+                req, f"firmware {fw.name} is no Xen domU firmware (give xen_domu: in hypervisors.yaml)", echo
+            )
+        try:
+            vm = self._host_vm(req.tag or str(req.workdir))
+        except XenHostError as e:
+            return _failed(req, str(e), echo)
+        name = next(vm.names)
+        config = self.domu_config(req, name, vm.host.firmware_path(fw.xen_domu))  # type: ignore[arg-type]
+        (req.workdir / "command.sh").write_text(
+            f"# domU {name} in the nested Xen host ({vm.xen_version}); its config is domu.cfg\n"
+            f"xl create -F domu.cfg\n# the host VM: {vm.dir / 'command.sh'}\n"
+        )
+        return XenConsole(vm, req, config, name, echo)
+
+    def shape(self, arch: str) -> VmShape:
+        return VmShape(1, memory_bytes(self.entry.arches[arch].memory))
+
+    def variable_store(self, firmware: Firmware) -> VariableStore:
+        if firmware.xen_domu == "edk2":
+            return VariableStore(StoreKind.RAM, "RAM only: ArmVirtXen emulates its variable store in memory "
+                                 "(PcdEmuVariableNvModeEnable), lost at every reset", False)  # fmt: skip
+        return VariableStore(StoreKind.ESP_FILE, "\\ubootefi.var on the domU's own ESP (inside the image)", False)
+
+    def close(self) -> None:
+        if self._vm is not None:
+            self._vm.stop()
+            self._vm = None
+
+
+def _failed(req: BootRequest, why: str, echo: Callable[[bytes], None] | None) -> ConsoleBase:
+    """A console whose VM never started: its only output is why, as the hypervisor's own words."""
+
+    class Failed(ConsoleBase):
+        def __init__(self) -> None:
+            super().__init__(req.workdir, "console", echo)
+            self._text: bytes | None = f"xl: {why}\n".encode()
+
+        def _read(self, timeout: float) -> bytes | None:
+            text, self._text = self._text, None
+            return text
+
+        def _reap(self, deadline: float) -> int | None:
+            return 1
+
+        def kill(self) -> None:
+            self._eof = True
+
+    return Failed()
