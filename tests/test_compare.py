@@ -214,3 +214,14 @@ def test_history_a_row_per_clause_or_case_a_column_per_run(tmp_path):
     assert ">passed</td>" in row and ">flaky</td>" in row
     row = page.split("<th class=row>test_must_boot[aarch64-4kn]</th>")[1].split("</tr>")[0]
     assert row.startswith('<td class="none"')
+
+
+def test_a_key_twice_on_one_side_is_a_note(tmp_path):
+    a, b = pair()
+    a = only(a, "aarch64-reference")
+    write(tmp_path / "a", replace(a, results=a.results * 2))
+    write(tmp_path / "b", only(b, "aarch64-reference"))
+    p = vmconform(tmp_path, "compare", "a", "b")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[2] == "note: a: 1 case record(s) repeat another's key; the last one is compared"
+    assert "cases: 1 paired; 0 regressed" in p.stdout

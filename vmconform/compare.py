@@ -262,9 +262,18 @@ def _setup_changes(a: Side, b: Side) -> list[tuple[str, str, str]]:
     return out
 
 
-def _case_changes(a: Side, b: Side, with_fw: bool) -> tuple[int, list[CaseChange]]:
-    ra = {case_key(r, a.run, with_fw): r for r in a.results}
-    rb = {case_key(r, b.run, with_fw): r for r in b.results}
+def _keyed(s: Side, with_fw: bool, notes: list[str]) -> dict[tuple[str, ...], CaseRecord]:
+    out: dict[tuple[str, ...], CaseRecord] = {}
+    for r in s.results:
+        out[case_key(r, s.run, with_fw)] = r
+    if len(out) < len(s.results):
+        extra = len(s.results) - len(out)
+        notes.append(f"{s.label}: {extra} case record(s) repeat another's key; the last one is compared")
+    return out
+
+
+def _case_changes(a: Side, b: Side, with_fw: bool, notes: list[str]) -> tuple[int, list[CaseChange]]:
+    ra, rb = _keyed(a, with_fw, notes), _keyed(b, with_fw, notes)
     changes: list[CaseChange] = []
     paired = 0
     for key, x in ra.items():
@@ -323,12 +332,12 @@ def compare(a: Side, b: Side, *, allow_spec_change: bool = True) -> Comparison:
     if a.run.spec != b.run.spec and not allow_spec_change:
         raise CompareError(f"A is spec {a.run.spec} and B spec {b.run.spec}; compare runs of one spec version")
     with_fw = len(a.firmware_names) > 1 or len(b.firmware_names) > 1
-    notes = []
+    notes: list[str] = []
     if with_fw:
         notes.append("a side has several firmwares: cases pair by test, arch, case and firmware name")
     if a.run.spec != b.run.spec:
         notes.append(f"spec {a.run.spec} vs {b.run.spec}: clause levels differ; B's are shown")
-    paired, cases = _case_changes(a, b, with_fw)
+    paired, cases = _case_changes(a, b, with_fw, notes)
     return Comparison(a.describe(), b.describe(), b.run.spec, paired, tuple(_setup_changes(a, b)), tuple(cases),
                       tuple(_clause_changes(a, b, b.run.spec)), tuple(notes))  # fmt: skip
 
