@@ -98,7 +98,7 @@ def many_partitions(n: int = 131_072) -> hf.PagedImage:
 def sparse_boot_file(size: int = (64 << 20) - 1) -> hf.PagedImage:
     """A boot file of 64 MiB (the most check reads) whose clusters are holes but its first: under 2 MiB
     allocated. Before: three copies of it in memory at once."""
-    img, _layout, fat = fat_disk(200 << 20, spc=8)
+    img, _layout, fat = fat_disk(320 << 20, spc=8)
     boot = fat.mkdir(fat.mkdir(fat.root, "EFI"), "BOOT")
     first = fat.alloc(-(-size // fat.cluster_bytes))
     img.write(fat.cluster_offset(first), hf.pe_image())

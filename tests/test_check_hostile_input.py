@@ -16,6 +16,8 @@ from pathlib import Path
 
 import hostile_containers as hc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vmconform.check import DiskError, check_image
 from vmconform.check import source as source_mod
@@ -243,3 +245,65 @@ def test_budgets_scale_with_the_allocated_size() -> None:
     assert Limits.for_allocated((64 << 20) + 1).units == 2
     many = Limits.for_allocated(1 << 40)
     assert many.units == MAX_UNITS and many.clusters == MAX_UNITS * one.clusters and many.depth == one.depth
+
+
+@pytest.mark.parametrize(
+    ("offset", "value"),
+    [(28, 1 << 62), (28, (1 << 64) - 1), (36, 1 << 62), (28, 0), (36, 0), (12, 1 << 62), (20, 0)],
+    ids=[
+        "desc-offset-2^62",
+        "desc-offset-max",
+        "desc-size-2^62",
+        "no-desc-offset",
+        "no-desc-size",
+        "capacity",
+        "grain",
+    ],
+)
+def test_twisted_sparse_vmdk_headers_end_in_one_line_or_a_verdict(tmp_path: Path, offset: int, value: int) -> None:
+    """Before: a descriptor offset of 2^62 sectors crashed the header parser (OverflowError, exit 3)."""
+    data = bytearray(hc.vmdk_sparse_with_parent("/nonexistent/parent.vmdk"))
+    struct.pack_into("<Q", data, offset, value)
+    image = tmp_path / "twisted.vmdk"
+    image.write_bytes(data)
+    proc = run_check(image)
+    assert proc.returncode in (0, 1, 2), proc.stderr
+    assert "internal error" not in proc.stderr and len(proc.stderr.strip().splitlines()) <= 1
+    if offset in (28, 36):  # qemu reads the parent at byte 512 whatever the header says; so does check
+        assert "a parent disk '/nonexistent/parent.vmdk'" in proc.stderr, proc.stderr
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from(["qcow2", "qed", "vmdk-sparse", "vmdk-text"]),
+    edits=st.lists(st.tuples(st.integers(0, 4095), st.binary(min_size=1, max_size=8)), max_size=12),
+    cut=st.integers(0, 4096),
+)
+def test_container_header_parsers_never_raise_but_container_error(kind: str, edits, cut: int) -> None:  # type: ignore[no-untyped-def]
+    """Random damage to each container header: the parsers return a list or raise ContainerError, nothing
+    else (anything else would be an internal error, exit 3)."""
+    from vmconform.check import containers
+
+    base = {
+        "qcow2": lambda: hc.qcow2_with_data_file(b"/x")[:4096],
+        "qed": lambda: hc.qed_with_backing(b"/x")[:4096],
+        "vmdk-sparse": lambda: hc.vmdk_sparse_with_parent("/x")[:4096],
+        "vmdk-text": lambda: hc.vmdk_descriptor("/x"),
+    }[kind]()
+    data = bytearray(base)
+    for at, chunk in edits:
+        data[at % max(len(data), 1) : at % max(len(data), 1) + len(chunk)] = chunk
+    head = bytes(data[: max(cut, 4)])
+    try:
+        if kind == "qcow2":
+            out = containers.qcow2_references(head)
+        elif kind == "qed":
+            out = containers.qed_references(head)
+        elif kind == "vmdk-sparse":
+            where = containers.vmdk_sparse_descriptor(head)
+            out = [] if where is None else containers.vmdk_descriptor_references(head[where[0] :], embedded=True)
+        else:
+            out = containers.vmdk_descriptor_references(head, embedded=False)
+    except containers.ContainerError:
+        return
+    assert isinstance(out, list) and all(isinstance(x, str) and "\x1b" not in x for x in out)

@@ -25,6 +25,8 @@ QED_F_BACKING_FILE = 1
 MAX_DESCRIPTOR = 1 << 20
 """Bytes of an embedded vmdk descriptor read at most (qemu reads at most 1 MiB of one too)."""
 MAX_EXTENSIONS = 4096
+VMDK_DESC_SIZE = 20 * 512
+"""What qemu reads of a sparse vmdk's descriptor at byte 512 when it looks for `parentFileNameHint`."""
 
 
 class ContainerError(Exception):

@@ -110,13 +110,27 @@ def _references(fd: int, fmt: str, head: bytes) -> list[str]:
         return containers.qed_references(head)
     if fmt == "vmdk":
         if head[:4] != b"KDMV":
-            text = os.pread(fd, containers.MAX_DESCRIPTOR, 0)
+            text = _pread(fd, containers.MAX_DESCRIPTOR, 0)
             return containers.vmdk_descriptor_references(text, embedded=False)
-        where = containers.vmdk_sparse_descriptor(head)
-        if where is None:
-            return []
-        return containers.vmdk_descriptor_references(os.pread(fd, where[1], where[0]), embedded=True)
+        # qemu looks for the parent in the descriptor at byte 512 whatever the header says: read both
+        where = containers.vmdk_sparse_descriptor(head) or (512, containers.VMDK_DESC_SIZE)
+        texts = {where, (512, containers.VMDK_DESC_SIZE)}
+        return list(
+            dict.fromkeys(
+                ref
+                for offset, size in sorted(texts)
+                for ref in containers.vmdk_descriptor_references(_pread(fd, size, offset), embedded=True)
+            )
+        )
     return []  # vhdx and vdi: qemu opens no parent of these (differencing images are unsupported)
+
+
+def _pread(fd: int, n: int, offset: int) -> bytes:
+    """Up to `n` bytes at `offset` of the file, empty for an offset outside it (a header may say 2^70)."""
+    size = os.fstat(fd).st_size
+    if not 0 <= offset < size:
+        return b""
+    return os.pread(fd, min(n, size - offset), offset)
 
 
 def _info_references(info: dict[str, Any], own: str) -> list[str]:
@@ -133,7 +147,7 @@ def _info_references(info: dict[str, Any], own: str) -> list[str]:
             name = extent.get("filename") if isinstance(extent, dict) else None
             if name is not None and name != own:
                 out.append(f"an extent file '{printable(str(name), limit=120)}'")
-    return out
+    return list(dict.fromkeys(out))
 
 
 def _spec(fmt: str, fd: int) -> tuple[str, str]:
