@@ -58,7 +58,7 @@ class FirmwareRef:
 
     name: str
     arch: str
-    kind: str  # "auto" | "descriptor" | "paths" | "bios" | "xen_domu"
+    kind: str  # "auto" | "descriptor" | "paths" | "bios" | "secure_boot" | "xen_domu"
     key: str  # dotted key in the file, for messages
     line: int
     descriptor: Path | None = None
@@ -66,6 +66,7 @@ class FirmwareRef:
     vars: Path | None = None
     bios: Path | None = None
     xen_domu: str | None = None
+    secure_boot: str | None = None  # kind "secure_boot": which keys the vars template made at set-up enrolls
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,10 @@ ACCELS = ("tcg", "kvm", "hvf")
 FW_PATH_KEYS = {"code", "vars"}
 FW_DESC_KEYS = {"descriptor"}
 FW_BIOS_KEYS = {"bios"}
+FW_SB_KEYS = {"secure_boot", "code"}
+SECURE_BOOT_KEYS = ("test-key", "microsoft")
+"""`secure_boot:` values: vmconform's test key alone in PK/KEK/db (and a revoked one in dbx), or Debian's
+Microsoft-keys store with the test key added to db (`vmconform.signing`)."""
 FW_XEN_KEYS = {"xen_domu"}  # a domU firmware of the nested Xen host (vmconform.assets.xen_firmware)
 
 
@@ -249,6 +254,13 @@ def _fwref(r: Reader, kp: tuple[str, ...], name: str, arch: str, spec: Any) -> F
         if domu not in FIRMWARES:
             raise r.err(kp + ("xen_domu",), f"{domu!r} is not one of: {', '.join(FIRMWARES)}")
         return FirmwareRef(name, arch, "xen_domu", key, line, xen_domu=domu)
+    if isinstance(spec, dict) and "secure_boot" in spec:
+        spec = r.mapping(spec, kp, FW_SB_KEYS)
+        keys = r.string(spec["secure_boot"], kp + ("secure_boot",))
+        if keys not in SECURE_BOOT_KEYS:
+            raise r.err(kp + ("secure_boot",), f"{keys!r} is not one of: {', '.join(SECURE_BOOT_KEYS)}")
+        code = _path(r, spec["code"], kp + ("code",)) if "code" in spec else None
+        return FirmwareRef(name, arch, "secure_boot", key, line, code=code, secure_boot=keys)
     if isinstance(spec, dict) and "descriptor" in spec:
         spec = r.mapping(spec, kp, FW_DESC_KEYS)
         return FirmwareRef(
@@ -269,7 +281,9 @@ def _fwref(r: Reader, kp: tuple[str, ...], name: str, arch: str, spec: Any) -> F
             vars=_path(r, spec["vars"], kp + ("vars",)),
         )
     raise r.err(
-        kp, f"must be 'auto', {{descriptor: PATH}}, {{code: PATH, vars: PATH}} or {{bios: PATH}}, not {kind(spec)}"
+        kp,
+        f"must be 'auto', {{descriptor: PATH}}, {{code: PATH, vars: PATH}}, {{bios: PATH}} or "
+        f"{{secure_boot: {' | '.join(SECURE_BOOT_KEYS)}}}, not {kind(spec)}",
     )
 
 
@@ -342,6 +356,8 @@ def resolve_firmware(entry: HypervisorEntry, fwname: str, arch: str) -> fwmod.Fi
         if ref.kind == "bios":
             assert ref.bios is not None
             return fwmod.boot_rom(fwname, arch, ref.bios, source=where)
+        if ref.kind == "secure_boot":
+            return _secure_boot(ref, fwname, arch, where)
         if ref.kind == "xen_domu":
             assert ref.xen_domu is not None
             return fwmod.xen_domu(fwname, arch, ref.xen_domu, source=where)
@@ -353,6 +369,20 @@ def resolve_firmware(entry: HypervisorEntry, fwname: str, arch: str) -> fwmod.Fi
         hint = fetch_hint(path) if path is not None and not path.exists() else ""
         msg = msg.removesuffix("; fix the path") if hint else msg
         raise ConfigError((msg if msg.startswith(where) else f"{where}: {msg}") + hint) from None
+
+
+def _secure_boot(ref: FirmwareRef, fwname: str, arch: str, where: str) -> fwmod.Firmware:
+    """A Secure Boot firmware: Debian's AAVMF code (or ``code:``) with a vars template made into the cache on first
+    use (`vmconform.signing`); a missing tool or store is one ConfigError line."""
+    from vmconform import signing
+
+    if ref.code is not None and not ref.code.is_file():
+        raise ConfigError(f"{where}.code: {ref.code} is missing or not a file; fix the path")
+    try:
+        return signing.secure_boot_firmware(arch, ref.code, vendor_keys=ref.secure_boot == "microsoft", name=fwname,
+                                            source=where)  # fmt: skip
+    except signing.SigningError as e:
+        raise ConfigError(f"{where}.secure_boot: {e}") from None
 
 
 def check_ready(entry: HypervisorEntry, arches: list[str], fwnames: list[str]) -> dict[tuple[str, str], fwmod.Firmware]:

@@ -54,6 +54,7 @@ class Firmware:
     description: str = ""
     mapping: str = "flash"
     xen_domu: str | None = None  # mapping "xen-domu": which domU firmware of the nested Xen host
+    secure_boot: str = ""  # "" (not a Secure Boot set-up of vmconform's), "test-key" or "microsoft" (its keys)
 
     def files(self) -> dict[str, Path]:
         out = {"code": self.code}

@@ -25,6 +25,7 @@ Errors a user can act on are `SigningError` (one line); a missing tool names its
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import shutil
@@ -223,12 +224,24 @@ def _empty_store(base: Path, out: Path) -> None:
         raise SigningError(f"{base}: cannot read it ({e.strerror})") from None
 
 
-def secure_boot_firmware(arch: str = "aarch64", code: Path | None = None, vendor_keys: bool = False) -> fwmod.Firmware:
+def secure_boot_firmware(
+    arch: str = "aarch64",
+    code: Path | None = None,
+    vendor_keys: bool = False,
+    name: str | None = None,
+    source: str = "vmconform.signing",
+) -> fwmod.Firmware:
     """Debian's AAVMF (or `code`) with `secure_boot_vars()` as its vars template (enforcing, only our keys), or
-    with `vendor_vars_with_test_db()` when `vendor_keys` (Debian's Microsoft-keys store, our cert added to db)."""
+    with `vendor_vars_with_test_db()` when `vendor_keys` (Debian's Microsoft-keys store, our cert added to db).
+    Named `name` (default "edk2-ms" / "edk2-sb"); `Firmware.secure_boot` says which keys ("microsoft" /
+    "test-key"), so a run signs its probes for it."""
     if code is None and arch not in DEBIAN_SB_CODE:
         raise SigningError(f"no Secure Boot firmware for {arch}; known: {', '.join(DEBIAN_SB_CODE)}")
     code = code or DEBIAN_SB_CODE[arch]
+    if not code.is_file():  # before a template is made for it
+        raise SigningError(f"{code} is missing; install {'qemu-efi-arm' if arch == 'arm' else 'qemu-efi-aarch64'}")
     if vendor_keys:
-        return fwmod.explicit("edk2-ms", arch, code, vendor_vars_with_test_db(), source="vmconform.signing")
-    return fwmod.explicit("edk2-sb", arch, code, secure_boot_vars(), source="vmconform.signing")
+        fw = fwmod.explicit(name or "edk2-ms", arch, code, vendor_vars_with_test_db(), source=source)
+        return dataclasses.replace(fw, secure_boot="microsoft")
+    fw = fwmod.explicit(name or "edk2-sb", arch, code, secure_boot_vars(), source=source)
+    return dataclasses.replace(fw, secure_boot="test-key")
