@@ -155,11 +155,12 @@ def run(
     log: Path | None = None,
     nice: bool = False,
     what: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> str:
     """Run `cmd`, return its stdout; on failure an `AssetError` quoting its last stderr line (and the log).
 
     With `log`, stdout and stderr go to that file instead (long builds), and the error names it. `what`
-    names the command in the error (default: its first words).
+    names the command in the error (default: its first words); `env` replaces the environment.
     """
     argv = [str(c) for c in cmd]
     if nice:
@@ -169,12 +170,12 @@ def run(
             with log.open("ab") as out:
                 out.write(f"$ {' '.join(argv)}\n".encode())
                 out.flush()
-                done = subprocess.run(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, check=False)
+                done = subprocess.run(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, check=False, env=env)
             if done.returncode != 0:
                 tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
                 raise AssetError(f"{argv[0]} failed (exit {done.returncode}): {tail[0]} (whole log: {log})")
             return ""
-        res = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+        res = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False, env=env)
     except FileNotFoundError:
         raise AssetError(f"{argv[0]} is not installed") from None
     if res.returncode != 0:

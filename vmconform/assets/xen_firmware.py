@@ -32,7 +32,7 @@ from vmconform.assets.cache import AssetError, digest, locked, need, run
 from vmconform.assets.debian import Archive
 
 PATCHES = Path(__file__).parent / "patches"
-RECIPE = "xen-firmware-1"
+RECIPE = "xen-firmware-2"
 """Bump when the build steps below change in a way that changes the output."""
 CROSS = "aarch64-linux-gnu-"
 JOBS = "2"
@@ -120,7 +120,8 @@ def firmware(name: FirmwareName, *, force: bool = False, log_dir: Path | None = 
             for patch in inputs:
                 if patch.suffix == ".patch":
                     apply_patch(src, patch, log)
-            built = _build_edk2(src, log) if name == "edk2" else _build_uboot(src, inputs, log)
+            env = _build_env(src)
+            built = _build_edk2(src, log, env) if name == "edk2" else _build_uboot(src, inputs, log, env)
             shutil.copyfile(built, out / out_name)
             shutil.copyfile(log, out / log.name)
             manifest = {
@@ -168,9 +169,16 @@ def apply_patch(src: Path, patch: Path, log: Path) -> None:
     run(["patch", "-p1", "--forward", "-i", patch], cwd=src, log=log)
 
 
-def _build_uboot(src: Path, inputs: tuple[Path, ...], log: Path) -> Path:
+def _build_env(src: Path) -> dict[str, str]:
+    """The build environment: SOURCE_DATE_EPOCH from debian/changelog (U-Boot's version date and gcc's
+    __DATE__/__TIME__, which EDK2 prints, follow it), so a rebuild of the same source gives the same bytes."""
+    stamp = run(["dpkg-parsechangelog", "-l", src / "debian/changelog", "-STimestamp"]).strip()
+    return dict(os.environ, SOURCE_DATE_EPOCH=stamp, LC_ALL="C", TZ="UTC")
+
+
+def _build_uboot(src: Path, inputs: tuple[Path, ...], log: Path, env: dict[str, str]) -> Path:
     make = ["make", f"CROSS_COMPILE={CROSS}", f"-j{JOBS}"]
-    run([*make, "xenguest_arm64_defconfig"], cwd=src, log=log, nice=True)
+    run([*make, "xenguest_arm64_defconfig"], cwd=src, log=log, nice=True, env=env)
     config = src / ".config"
     wanted: list[str] = []
     for frag in inputs:
@@ -179,25 +187,25 @@ def _build_uboot(src: Path, inputs: tuple[Path, ...], log: Path) -> Path:
             wanted += lines
             with config.open("a") as f:
                 f.write("\n".join(lines) + "\n")
-    run([*make, "olddefconfig"], cwd=src, log=log, nice=True)
+    run([*make, "olddefconfig"], cwd=src, log=log, nice=True, env=env)
     have = set(config.read_text().splitlines())
     lost = [w for w in wanted if w not in have]
     if lost:
         raise AssetError(f"U-Boot's Kconfig dropped {', '.join(lost)} (a dependency is missing; see {log})")
-    run([*make, "u-boot.bin"], cwd=src, log=log, nice=True)
+    run([*make, "u-boot.bin"], cwd=src, log=log, nice=True, env=env)
     return src / "u-boot.bin"
 
 
-def _build_edk2(src: Path, log: Path) -> Path:
+def _build_edk2(src: Path, log: Path, env: dict[str, str]) -> Path:
     lto = src / "ArmPkg/Library/GccLto"
-    run([f"{CROSS}gcc", "-c", "-fpic", lto / "liblto-aarch64.s", "-o", lto / "liblto-aarch64.a"], log=log)
-    env = "export GCC5_AARCH64_PREFIX={c} PYTHON3_ENABLE=TRUE PYTHON_COMMAND=/usr/bin/python3; . ./edksetup.sh"
+    run([f"{CROSS}gcc", "-c", "-fpic", lto / "liblto-aarch64.s", "-o", lto / "liblto-aarch64.a"], log=log, env=env)
+    setup = "export GCC5_AARCH64_PREFIX={c} PYTHON3_ENABLE=TRUE PYTHON_COMMAND=/usr/bin/python3; . ./edksetup.sh"
     script = (
-        env.format(c=CROSS) + f" && make -C BaseTools -j{JOBS}"
+        setup.format(c=CROSS) + f" && make -C BaseTools -j{JOBS}"
         " && build -a AARCH64 -t GCC5 -b RELEASE -p ArmVirtPkg/ArmVirtXen.dsc"
         f" -n {JOBS} --pcd gEfiMdePkgTokenSpaceGuid.PcdPlatformBootTimeOut=0 -D FIRMWARE_VER=vmconform"
     )
-    run(["bash", "-c", script], cwd=src, log=log, nice=True)
+    run(["bash", "-c", script], cwd=src, log=log, nice=True, env=env)
     fd = src / "Build/ArmVirtXen-AARCH64/RELEASE_GCC5/FV/XEN_EFI.fd"
     if not fd.exists():
         raise AssetError(f"the EDK2 build made no {fd.name} (see {log})")
