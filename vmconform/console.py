@@ -141,8 +141,13 @@ class ConsoleBase:
             if self._echo is not None:
                 self._echo(data)
         text = self._pending + strip_ansi(data)
+        held = b""
+        if from_vm:  # a CR at the end of a read may be half of a CR LF split across reads: decide on it later
+            stripped = text.rstrip(b"\r")
+            text, held = stripped, text[len(stripped) :]
         text = _NEWLINE.sub(b"\n", text)
-        complete, self._pending = self._lines_of(text)
+        complete, rest = self._lines_of(text)
+        self._pending = rest + held
         if len(self._pending) > MAX_LINE:  # a console that never ends its line is cut, not buffered forever
             complete.append(self._pending)
             self._pending = b""

@@ -56,15 +56,25 @@ def nvram_preflight(
     vars_copy_writable: bool | None,
     pair_problem: str | None,
     firmware: str,
+    store: str = "",
 ) -> list[tuple[str, str]]:
     """What stops an NVRAM test before it boots: (status for FW-4/FW-5, message) per problem found.
 
     `mapping` is the firmware's ("flash"/"bios"), `args` every extra argument the VM gets, `vars_copy_writable`
     whether the per-test copy of the vars template can be written (None: there is no template), `pair_problem`
-    why CODE and VARS do not belong together (None: they do).
+    why CODE and VARS do not belong together (None: they do), `store` the backend's words for where the VM's
+    variables live when it has no store of its own (Backend.variable_store).
     """
     problems: list[tuple[str, str]] = []
-    if mapping == "bios":
+    if mapping == "bios" and store:
+        problems.append(
+            (
+                FAIL,
+                f"pre-flight: the VM gives firmware {firmware} no persistent variable store of its own: {store}; "
+                f"declare FW-4/FW-5 under not_supported: with the reason if that is by design",
+            )
+        )
+    elif mapping == "bios":
         problems.append(
             (
                 FAIL,
