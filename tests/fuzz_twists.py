@@ -37,10 +37,30 @@ def _big_clusters() -> tuple[hf.PagedImage, hf.Layout]:
     return hf.esp_disk(size=300 << 20, spc=4, extra_files=3)
 
 
+def _random_tree(seed: int) -> tuple[hf.PagedImage, hf.Layout]:
+    """A valid tree of random shape: cluster size, directories, files of random sizes, long names of
+    1 to 60 characters (up to 5 long-name entries each)."""
+    rng = random.Random(seed)
+    spc = rng.choice((1, 2, 4))
+    img, layout = hf.esp_disk(size=rng.choice((64, 160, 300)) * spc << 20, spc=spc, extra_files=0)
+    fat = layout.fat
+    assert fat is not None
+    dirs = [fat.root]
+    for i in range(rng.randint(2, 12)):
+        long = "".join(rng.choice("abcdefghij KLMNOP.-_0123456789") for _ in range(rng.randint(1, 60))).strip()
+        if rng.random() < 0.3:
+            dirs.append(fat.mkdir(rng.choice(dirs), f"D{i}", long=long or None))
+        else:
+            data = bytes(rng.getrandbits(8) for _ in range(rng.choice((0, 1, 511, 512, 513, 3000))))
+            fat.add_file(rng.choice(dirs), f"F{i}.BIN", data, long=long or None)
+    return img, layout
+
+
 BASES: dict[str, Callable[[], tuple[hf.PagedImage, hf.Layout]]] = {
     "esp": hf.esp_disk,
     "deep": _deep_tree,
     "clusters-2k": _big_clusters,
+    **{f"random-{seed}": (lambda seed=seed: _random_tree(seed)) for seed in range(6)},
 }
 
 _cache: dict[str, tuple[hf.PagedImage, hf.Layout]] = {}
