@@ -11,7 +11,10 @@ callers to guess:
 - :meth:`Backend.shape`: the vCPUs and memory a VM really gets;
 - :meth:`Backend.gic_versions` / :meth:`Backend.with_gic`: the GIC versions it can give a VM (V2-7);
 - :attr:`Backend.power_cycle`: how a power cycle happens (FW-4);
-- :meth:`Backend.variable_store`: what kind of variable store a VM gets, and how the host reads it.
+- :meth:`Backend.variable_store`: what kind of variable store a VM gets, and how the host reads it;
+- :meth:`Backend.with_cpus`: the same VM with N vCPUs (the OS probe's ``-smp 4``);
+- :meth:`Backend.hotplug` (optional): a VM with hot-plug ports and a :class:`HotplugControl` to add and remove
+  block and network devices while it runs (PLAT-6 / V2-9); `HotplugUnsupported` when the backend has none.
 
 Adding a backend is one module here, its line in `BACKENDS` and an entry in ``hypervisors.yaml``.
 Nothing heavy is imported until a backend is made (:func:`backend_for`).
@@ -40,6 +43,9 @@ __all__ = [
     "BootRequest",
     "Disk",
     "GicUnsupported",
+    "HotplugControl",
+    "HotplugRefused",
+    "HotplugUnsupported",
     "Leftover",
     "VariableStore",
     "as_disk",
@@ -85,6 +91,38 @@ class GicUnsupported(ValueError):
     """The backend cannot give the VM the GIC version asked for (the message says why)."""
 
 
+class HotplugUnsupported(ValueError):
+    """The backend cannot hot-plug devices into a running VM (the message says why)."""
+
+
+class HotplugRefused(RuntimeError):
+    """The hypervisor refused a hot-plug request; the message is its own answer (the evidence)."""
+
+
+class HotplugControl(ABC):
+    """Adding and removing devices of a running VM (made by :meth:`Backend.hotplug`, used once the VM runs)."""
+
+    @abstractmethod
+    def add(self, kind: str, dev_id: str, slot: int) -> str:
+        """Hot-plug a `kind` ("blk": virtio-blk, "net": virtio-net) device into hot-plug port `slot`; what was done
+        (HotplugRefused with the hypervisor's answer when it refuses)."""
+
+    @abstractmethod
+    def remove(self, dev_id: str) -> str:
+        """Ask for the device's removal (the guest completes it); what was done."""
+
+    def removed(self) -> tuple[str, ...]:
+        """Device IDs whose removal the hypervisor reported complete."""
+        return ()
+
+    def describe(self) -> str:
+        """The hypervisor in words for the report (its product and version), "" when the backend cannot tell."""
+        return ""
+
+    def close(self) -> None:
+        return None
+
+
 class Backend(ABC):
     """One hypervisor backend, made from its ``hypervisors.yaml`` entry."""
 
@@ -110,6 +148,10 @@ class Backend(ABC):
         """Destroy this run's VMs that outlived their case outside vmconform's processes; name them."""
         return []
 
+    def describe(self) -> str:
+        """The hypervisor in words for the report (its product and version), "" when the backend cannot tell."""
+        return ""
+
     def close(self) -> None:
         """End what the backend keeps running across boots (a long-lived host VM); called at session end."""
         return None
@@ -131,6 +173,21 @@ class Backend(ABC):
     def with_gic(self, arch: str, version: int) -> Backend:
         """The same backend with the VM's GIC set to `version`; GicUnsupported when it cannot set it."""
         raise GicUnsupported(f"hypervisor {self.entry.name}: backend {self.name} cannot set the GIC version")
+
+    def with_cpus(self, arch: str, cpus: int) -> Backend:
+        """The same backend with `cpus` vCPUs for `arch` (QEMU's ``-smp``, also through libvirt's qemu:commandline,
+        with the topology spelled out so it overrides libvirt's own ``-smp 1,sockets=1,...``)."""
+        import dataclasses
+
+        s = self.entry.arches[arch]
+        smp = ("-smp", f"cpus={cpus},sockets={cpus},cores=1,threads=1")
+        variant = dataclasses.replace(s, extra_args=(*s.extra_args, *smp))
+        return type(self)(dataclasses.replace(self.entry, arches={**self.entry.arches, arch: variant}))
+
+    def hotplug(self, arch: str, ports: int, control: Path) -> tuple[Backend, HotplugControl]:
+        """A variant whose VMs get `ports` hot-plug ports (0: none, the negative control) and a control channel in
+        folder `control`, with the object that drives it; HotplugUnsupported when the backend has no hot-plug."""
+        raise HotplugUnsupported(f"hypervisor {self.entry.name}: backend {self.name} has no hot-plug control yet")
 
     def variable_store(self, firmware: Firmware) -> VariableStore:
         """What a VM booted with `firmware` keeps its non-volatile variables in."""

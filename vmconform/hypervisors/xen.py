@@ -80,7 +80,7 @@ class HostVM:
         self.xen_version = self.dom0_kernel = ""
         self.names = (f"vmc{os.getpid()}-{n}" for n in itertools.count(1))
         try:
-            self.channel.accept(30)
+            self._connect(time.monotonic() + 60)
             ready = next((m for m in self.channel.messages(time.monotonic() + HOST_TIMEOUT) if m.kind == "ready"), None)
         except Exception as e:  # noqa: BLE001 - any failure here is the host's, reported with its tail
             self.stop()
@@ -91,6 +91,21 @@ class HostVM:
                 f"the Xen host VM did not report ready within {HOST_TIMEOUT:.0f} s; host console tail: {self.tail()}"
             )
         self.xen_version, self.dom0_kernel = (ready.args + ("", ""))[:2]
+
+    def _connect(self, deadline: float) -> None:
+        """Wait for QEMU to connect to the control socket; a QEMU that exits meanwhile ends the wait at once."""
+        from vmconform.assets.cache import AssetError
+
+        while True:
+            try:
+                self.channel.accept(1)
+                return
+            except AssetError:
+                if not self.alive():
+                    time.sleep(0.2)  # let the pump read QEMU's last words
+                    raise XenHostError(f"QEMU exited with status {self.proc.returncode}") from None
+                if time.monotonic() > deadline:
+                    raise
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None
@@ -256,6 +271,7 @@ class XenBackend(Backend):
     def __init__(self, entry: HypervisorEntry) -> None:
         super().__init__(entry)
         self._vm: HostVM | None = None
+        self._build: XenHost | None = None
 
     def preflight(self) -> None:
         from vmconform.config import ConfigError
@@ -274,8 +290,11 @@ class XenBackend(Backend):
         from vmconform.assets.xen import host
         from vmconform.config import ConfigError
 
+        if self._build is not None:
+            return self._build
         try:
-            return host()[0]
+            self._build = host()[0]
+            return self._build
         except AssetError as e:
             raise ConfigError(f"hypervisor {self.entry.name}: the Xen host cannot be built: {e}") from None
 
@@ -284,6 +303,10 @@ class XenBackend(Backend):
             run = tag.rsplit("/", 1)[0] if "/" in tag else tag
             self._vm = HostVM(self.xen_host(), f"{run}/xen-host-{os.getpid()}")
         return self._vm
+
+    def describe(self) -> str:
+        build = self.xen_host()
+        return f"Xen {build.xen_version} on Arm, dom0 Linux {build.kernel_release}, nested under QEMU TCG"
 
     def command(self, req: BootRequest) -> list[str]:
         return ["xl", "create", "-F", str(req.workdir / "domu.cfg")]
