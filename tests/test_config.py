@@ -90,7 +90,8 @@ def test_unknown_hypervisor_lists_configured_names(tmp_path):
         ),
         (
             GOOD.replace("aarch64: auto", "aarch64: 42"),
-            "must be 'auto', {descriptor: PATH}, {code: PATH, vars: PATH} or {bios: PATH}",
+            "must be 'auto', {descriptor: PATH}, {code: PATH, vars: PATH}, {bios: PATH} or "
+            "{secure_boot: test-key | microsoft}",
         ),
         ("default: qemu\n", "missing key 'hypervisors'"),
     ],

@@ -39,6 +39,7 @@ class CaseRun:
     probe_mode: str = "boot"
     probe_facts: tuple[str, ...] = ()
     gic_version: int | None = None
+    probe_variant: str = "unsigned"  # vmconform.secureboot.VARIANTS: how the case's probe was signed
 
     def describe(self) -> str:
         changed = f"; GPT rewritten: {', '.join(self.gpt_changed)}" if self.gpt_changed else ""
@@ -64,22 +65,30 @@ def run_case(
     gic_version: int | None = None,
     tag: str = "",
     echo: Callable[[bytes], None] | None = None,
+    probe_variant: str | None = None,
 ) -> CaseRun:
     """Build `case`'s disks with fresh nonces (a probe of `mode` with `facts`), boot them on `backend` with a fresh
     vars copy, and say what happened. `gic_version` boots a VM with that GIC (``Backend.with_gic``, which raises
-    GicUnsupported when the backend cannot set it). PrepareError when the work folder cannot take the files
+    GicUnsupported when the backend cannot set it). `probe_variant` (`vmconform.secureboot.VARIANTS`, default:
+    signed on a Secure Boot firmware of vmconform's, else unsigned) says how the probe is signed (the fallback's:
+    signed whenever the firmware is a Secure Boot one). PrepareError when the work folder cannot take the files
     (nothing is left behind then)."""
+    from vmconform import secureboot
+
     nonce = nonce or casemod.new_nonce()
     fb_nonce = casemod.new_nonce() if case.needs_fallback else None
-    probe = None
-    if (mode, tuple(facts)) != ("boot", ()):
+    variant = probe_variant or secureboot.probe_variant(firmware.secure_boot)
+    probe = fb_probe = None
+    if (mode, tuple(facts), variant) != ("boot", (), secureboot.UNSIGNED):
         from vmconform.probe import build_probe
 
-        probe = build_probe(case.arch, nonce, mode=mode, facts=facts)
+        probe = secureboot.prepare_probe(build_probe(case.arch, nonce, mode=mode, facts=facts), variant)
+        if fb_nonce is not None and firmware.secure_boot:
+            fb_probe = secureboot.prepare_probe(build_probe(case.arch, fb_nonce), secureboot.SIGNED)
     if gic_version is not None:
         backend = backend.with_gic(case.arch, gic_version)
     try:
-        disks = casemod.write_disks(case, nonce, workdir / "disks", fb_nonce, probe)
+        disks = casemod.write_disks(case, nonce, workdir / "disks", fb_nonce, probe, fb_probe)
         vars_copy = copy_vars_template(firmware, workdir / "vars.fd")
     except OSError as e:
         shutil.rmtree(workdir / "disks", ignore_errors=True)
@@ -94,4 +103,4 @@ def run_case(
     seen = tuple(dict.fromkeys(line.nonce for line in result.lines))
     changed = casemod.gpt_changes(casemod.build_image(case, nonce, probe), disks[0].path, case.sector_size)
     observed = casemod.observed_outcome(nonce, fb_nonce, seen, changed)
-    return CaseRun(case, result, nonce, fb_nonce, observed, changed, disks, mode, tuple(facts), gic_version)
+    return CaseRun(case, result, nonce, fb_nonce, observed, changed, disks, mode, tuple(facts), gic_version, variant)

@@ -550,13 +550,19 @@ def write_image(case: Case, nonce: str, path: Path) -> Path:
 
 
 def write_disks(
-    case: Case, nonce: str, directory: Path, fallback_nonce: str | None = None, probe: bytes | None = None
+    case: Case,
+    nonce: str,
+    directory: Path,
+    fallback_nonce: str | None = None,
+    probe: bytes | None = None,
+    fallback_probe: bytes | None = None,
 ) -> tuple[Disk, ...]:
     """Write the case's disk (and, when it needs one, the fallback disk after it) into `directory`.
 
     The result is what `runner.boot` takes: the case's disk with its logical block size, then the
     fallback (the arch's reference image carrying `fallback_nonce`, default derived from the case).
-    `probe` replaces the case's default probe (a probe built with other modes or facts).
+    `probe` replaces the case's default probe (a probe built with other modes or facts), `fallback_probe` the
+    fallback's (a signed one, for a Secure Boot firmware).
     """
     directory.mkdir(parents=True, exist_ok=True)
     image = directory / f"{case.name}.img"
@@ -565,7 +571,9 @@ def write_disks(
     if case.needs_fallback:
         fb = fallback_case(case)
         fb_nonce = fallback_nonce or default_fallback_nonce(case)
-        disks.append(Disk(write_image(fb, fb_nonce, directory / f"{case.name}.fallback.img")))
+        fb_path = directory / f"{case.name}.fallback.img"
+        build_image(fb, fb_nonce, fallback_probe).save(fb_path)
+        disks.append(Disk(fb_path))
     return tuple(disks)
 
 

@@ -63,6 +63,7 @@ DEAD_ENDS: tuple[DeadEnd, ...] = (
         "a CPU exception was reported",
     ),
     _de(r"^ASSERT \[", "a firmware assertion failed"),
+    _de(r"Kernel panic - not syncing", "the Linux kernel panicked"),  # a boot file that was not the probe
     _de(
         r"failed to (?:load|start) Boot[0-9A-Fa-f]{4} .*: (?:Access Denied|Security Violation)\s*$",
         "the firmware refused the image (Secure Boot: Access Denied / Security Violation)",

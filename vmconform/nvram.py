@@ -105,11 +105,16 @@ def _phase_watch(nonce: str, seen: list[ProbeLine]) -> Callable[[ProbeLine], str
     return decide
 
 
-def build_probe(arch: str, nonce: str, mode: str) -> bytes:
-    """The flow's probe (the assembler loads here, on first use)."""
+def build_probe(arch: str, nonce: str, mode: str, firmware: Firmware | None = None) -> bytes:
+    """The flow's probe (the assembler loads here, on first use); signed when `firmware` is a Secure Boot one."""
     from vmconform.probe import build_probe as build
 
-    return build(arch, nonce, mode=mode)
+    image = build(arch, nonce, mode=mode)
+    if firmware is not None and firmware.secure_boot:
+        from vmconform.secureboot import SIGNED, prepare_probe
+
+        return prepare_probe(image, SIGNED)
+    return image
 
 
 def run_flow(
@@ -134,7 +139,7 @@ def run_flow(
         raise ValueError(f"firmware {firmware.name} has no variable store to test")
     if mode == "bootnext":
         return _bootnext(backend, arch, firmware, workdir, timeout, nonce, disk, vars_path, echo, tag)
-    files = (EspFile(removable_media_path(arch), build_probe(arch, nonce, mode=mode)),)
+    files = (EspFile(removable_media_path(arch), build_probe(arch, nonce, mode=mode, firmware=firmware)),)
     build_disk(DiskSpec(files=files, seed=f"nvram-{mode}:{nonce}")).save(disk)
     seen: list[ProbeLine] = []
     host_read: HostVariable | str | None = None
@@ -218,8 +223,8 @@ def _bootnext(backend: Backend, arch: str, firmware: Firmware, workdir: Path, ti
               tag: str = "") -> NvramOutcome:  # fmt: skip
     next_nonce = secrets.token_hex(6)
     files = (
-        EspFile(removable_media_path(arch), build_probe(arch, nonce, mode="bootnext")),
-        EspFile(NEXT_ESP_PATH, build_probe(arch, next_nonce, mode="next")),
+        EspFile(removable_media_path(arch), build_probe(arch, nonce, mode="bootnext", firmware=firmware)),
+        EspFile(NEXT_ESP_PATH, build_probe(arch, next_nonce, mode="next", firmware=firmware)),
     )
     build_disk(DiskSpec(files=files, seed=f"nvram-bootnext:{nonce}")).save(disk)
 
@@ -302,7 +307,7 @@ def run_store_flow(
     arch, nonce = case.arch, casemod.new_nonce()
     workdir.mkdir(parents=True, exist_ok=True)
     disk = workdir / f"{case.name}.img"
-    casemod.build_image(case, nonce, build_probe(arch, nonce, mode="warm")).save(disk)
+    casemod.build_image(case, nonce, build_probe(arch, nonce, mode="warm", firmware=firmware)).save(disk)
     vars_copy = copy_vars_template(firmware, workdir / "vars.fd")
     before = file_sha256(disk)
     seen: list[ProbeLine] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from vmconform import secureboot
 from vmconform.enums import Arch
 from vmconform.runner import BootResult
 from vmconform.verdicts import (
@@ -55,8 +56,12 @@ def removable_media_boot(
     case: str = "",
     image: Mapping[str, tuple[str, str]] | None = None,
     layout: str = "reference",
+    secure_boot_keys: str = "",
 ) -> list[Verdict]:
     """Verdicts from booting a conforming image with a fresh variable store.
+
+    When the probe reports Secure Boot enforcing (SECUREBOOT), FW-1's evidence says so in one line, with the keys
+    (`secure_boot_keys`: those vmconform enrolled, `Firmware.secure_boot`) and what follows for unsigned images.
 
     `image` holds the IMG-* verdicts from the image itself (`image_clauses`). When the probe did not run, the
     image clauses keep those verdicts (an image that `vmconform check` passes has not broken them) and the
@@ -89,7 +94,9 @@ def removable_media_boot(
     else:
         st, rt = fw.fields.get("st_sig", ""), fw.fields.get("rt_sig", "")
         ok = st == SYSTEM_TABLE_SIGNATURE and rt == RUNTIME_SERVICES_SIGNATURE
-        v("FW-1", PASS if ok else FAIL, fw.raw.strip())
+        sb = secureboot.fact_of(result.lines)
+        enforced = f"; {secureboot.enforcement_line(sb, secure_boot_keys)}" if sb is not None and sb.enforcing else ""
+        v("FW-1", PASS if ok else FAIL, fw.raw.strip() + enforced)
         try:
             rev = int(fw.fields.get("uefi_rev", ""), 16)
         except ValueError:
