@@ -56,8 +56,13 @@ def _random_tree(seed: int) -> tuple[hf.PagedImage, hf.Layout]:
     return img, layout
 
 
+def _sector_4k() -> tuple[hf.PagedImage, hf.Layout]:
+    return hf.esp_disk(size=600 << 20, ss=4096, extra_files=3)
+
+
 BASES: dict[str, Callable[[], tuple[hf.PagedImage, hf.Layout]]] = {
     "esp": hf.esp_disk,
+    "sector-4k": _sector_4k,
     "deep": _deep_tree,
     "clusters-2k": _big_clusters,
     **{f"random-{seed}": (lambda seed=seed: _random_tree(seed)) for seed in range(6)},

@@ -96,6 +96,7 @@ class Layout:
 
     fields: list[Field] = field(default_factory=list)
     gpt_headers: list[int] = field(default_factory=list)
+    sector_size: int = 512
     fat: Fat32 | None = None
 
 
@@ -107,11 +108,15 @@ def _crc(data: bytes) -> int:
 
 
 def write_gpt(
-    img: PagedImage, layout: Layout, partitions: list[tuple[int, int, uuid.UUID, str]], entries: int = 128
+    img: PagedImage,
+    layout: Layout,
+    partitions: list[tuple[int, int, uuid.UUID, str]],
+    entries: int = 128,
+    ss: int = 512,
 ) -> None:
-    """Protective MBR, primary and backup GPT with `partitions` (first LBA, last LBA, type, name), 512-byte
-    sectors; every CRC right."""
-    last = img.size // 512 - 1
+    """Protective MBR, primary and backup GPT with `partitions` (first LBA, last LBA, type, name) on
+    `ss`-byte sectors; every CRC right."""
+    last = img.size // ss - 1
     mbr = bytearray(512)
     struct.pack_into("<B3sB3sII", mbr, 446, 0, b"\0\x02\0", 0xEE, b"\xff\xff\xff", 1, min(last, 0xFFFFFFFF))
     mbr[510:512] = b"\x55\xaa"
@@ -121,19 +126,20 @@ def write_gpt(
     for i, (first, lastp, kind, name) in enumerate(partitions):
         struct.pack_into("<16s16sQQQ", array, i * 128, kind.bytes_le, uuid.UUID(int=i + 1).bytes_le, first, lastp, 0)
         array[i * 128 + 56 : i * 128 + 56 + 2 * len(name)] = name.encode("utf-16-le")
-    array_blocks = -(-len(array) // 512)
+    array_blocks = -(-len(array) // ss)
     disk_guid = uuid.UUID(int=0x1234).bytes_le
     for my, alt, array_lba in ((1, last, 2), (last, 1, last - array_blocks)):
-        header = bytearray(512)
+        header = bytearray(ss)
         struct.pack_into(
             "<8sIIIIQQQQ16sQIII", header, 0, b"EFI PART", 0x10000, 92, 0, 0, my, alt, 2 + array_blocks,
             last - 1 - array_blocks, disk_guid, array_lba, entries, 128, _crc(bytes(array)),
         )  # fmt: skip
         struct.pack_into("<I", header, 16, _crc(bytes(header[:92])))
-        img.write(my * 512, bytes(header))
-        img.write(array_lba * 512, bytes(array))
-        base = my * 512
+        img.write(my * ss, bytes(header))
+        img.write(array_lba * ss, bytes(array))
+        base = my * ss
         layout.gpt_headers.append(base)
+        layout.sector_size = ss
         layout.fields += [
             Field(f"gpt@{my}.{n}", base + off, size, kind)
             for n, off, size, kind in (
@@ -144,7 +150,7 @@ def write_gpt(
             )
         ]  # fmt: skip
         for i in range(min(len(partitions), 8)):  # the fields of the first few entries are enough to twist
-            at = array_lba * 512 + i * 128
+            at = array_lba * ss + i * 128
             layout.fields += [
                 Field(f"gpt@{my}.entry{i}.type", at, 16, "bytes"),
                 Field(f"gpt@{my}.entry{i}.first", at + 32, 8, "lba"),
@@ -155,13 +161,14 @@ def write_gpt(
 
 def fix_gpt_crcs(img: PagedImage, layout: Layout) -> None:
     """Recompute array and header CRCs of both headers, as far as their (maybe twisted) fields allow."""
+    ss = layout.sector_size
     for base in layout.gpt_headers:
-        header = bytearray(img.read(base, 512))
+        header = bytearray(img.read(base, ss))
         size = struct.unpack_from("<I", header, 12)[0]
         array_lba, count, entry = struct.unpack_from("<QII", header, 72)
-        if 0 < count * entry <= 1 << 20 and array_lba * 512 + count * entry <= img.size:
-            struct.pack_into("<I", header, 88, _crc(img.read(array_lba * 512, count * entry)))
-        if 92 <= size <= 512:
+        if 0 < count * entry <= 1 << 20 and array_lba * ss + count * entry <= img.size:
+            struct.pack_into("<I", header, 88, _crc(img.read(array_lba * ss, count * entry)))
+        if 92 <= size <= ss:
             struct.pack_into("<I", header, 16, 0)
             struct.pack_into("<I", header, 16, _crc(bytes(header[:size])))
         img.write(base, bytes(header))
@@ -209,38 +216,40 @@ def dir_entry(short: bytes, attr: int, cluster: int, size: int) -> bytes:
 
 
 class Fat32:
-    """A FAT32 volume in `img` at byte `offset`: 512-byte sectors, `spc` sectors per cluster, two FATs.
+    """A FAT32 volume in `img` at byte `offset`: `bps`-byte sectors, `spc` sectors per cluster, two FATs.
     Directories grow by whole clusters; files are written contiguously. Fields land in `layout`."""
 
-    def __init__(self, img: PagedImage, layout: Layout, offset: int, sectors: int, spc: int = 1) -> None:
-        self.img, self.layout, self.offset, self.spc = img, layout, offset, spc
+    def __init__(
+        self, img: PagedImage, layout: Layout, offset: int, sectors: int, spc: int = 1, bps: int = 512
+    ) -> None:
+        self.img, self.layout, self.offset, self.spc, self.bps = img, layout, offset, spc, bps
         self.reserved, self.nfats = 32, 2
         fat_sectors = 1
         while True:
             clusters = (sectors - self.reserved - self.nfats * fat_sectors) // spc
-            if fat_sectors * 128 >= clusters + 2:
+            if fat_sectors * bps // 4 >= clusters + 2:
                 break
             fat_sectors += 1
         self.fat_sectors, self.clusters, self.sectors = fat_sectors, clusters, sectors
-        self.cluster_bytes = 512 * spc
+        self.cluster_bytes = bps * spc
         self.next_free = 3
         self.slots: dict[int, tuple[list[int], int]] = {}  # dir first cluster -> (chain, next free slot)
         boot = bytearray(512)
         boot[0:3] = b"\xeb\x58\x90"
         boot[3:11] = b"HOSTILE "
-        struct.pack_into("<HBHBHHBHHHII", boot, 11, 512, spc, self.reserved, 2, 0, 0, 0xF8, 0, 63, 255, 0, sectors)
+        struct.pack_into("<HBHBHHBHHHII", boot, 11, bps, spc, self.reserved, 2, 0, 0, 0xF8, 0, 63, 255, 0, sectors)
         struct.pack_into("<IHHIHH", boot, 36, fat_sectors, 0, 0, 2, 1, 6)
         boot[66] = 0x29
         boot[67:82] = b"\x78\x56\x34\x12NO NAME    "
         boot[82:90] = b"FAT32   "
         boot[510:512] = b"\x55\xaa"
         img.write(offset, bytes(boot))
-        img.write(offset + 6 * 512, bytes(boot))
+        img.write(offset + 6 * bps, bytes(boot))
         fsinfo = bytearray(512)
         struct.pack_into("<I", fsinfo, 0, 0x41615252)
         struct.pack_into("<III", fsinfo, 484, 0x61417272, 0xFFFFFFFF, 0xFFFFFFFF)
         struct.pack_into("<I", fsinfo, 508, 0xAA550000)
-        img.write(offset + 512, bytes(fsinfo))
+        img.write(offset + bps, bytes(fsinfo))
         for n, off, size, kind in (
             ("bpb.bytes_per_sector", 11, 2, "size"), ("bpb.spc", 13, 1, "int"), ("bpb.reserved", 14, 2, "size"),
             ("bpb.nfats", 16, 1, "int"), ("bpb.root_entries", 17, 2, "size"), ("bpb.total16", 19, 2, "size"),
@@ -259,7 +268,7 @@ class Fat32:
         return 2
 
     def fat_offset(self, cluster: int, copy: int = 0) -> int:
-        return self.offset + (self.reserved + copy * self.fat_sectors) * 512 + 4 * cluster
+        return self.offset + (self.reserved + copy * self.fat_sectors) * self.bps + 4 * cluster
 
     def set_fat(self, cluster: int, value: int, record: bool = True) -> None:
         for copy in range(self.nfats):
@@ -269,7 +278,7 @@ class Fat32:
 
     def cluster_offset(self, cluster: int) -> int:
         first_data = self.reserved + self.nfats * self.fat_sectors
-        return self.offset + (first_data + (cluster - 2) * self.spc) * 512
+        return self.offset + (first_data + (cluster - 2) * self.spc) * self.bps
 
     def alloc(self, n: int = 1, last: int = EOC) -> int:
         """`n` contiguous free clusters linked into a chain ending in `last` (end of chain); the first."""
@@ -380,16 +389,17 @@ def pe_image(machine: int = 0xAA64, subsystem: int = 10, code: bytes = b"\x00\x0
 
 
 def esp_disk(
-    size: int = 64 << 20, boot: bytes | None = None, spc: int = 1, extra_files: int = 2
+    size: int = 64 << 20, boot: bytes | None = None, spc: int = 1, extra_files: int = 2, ss: int = 512
 ) -> tuple[PagedImage, Layout]:
-    """A valid disk: GPT with one ESP from LBA 2048 to the end, FAT32 with \\EFI\\BOOT\\BOOTAA64.EFI (a long
-    name on a short one), a few more files. `vmconform check` passes every rule on it."""
+    """A valid disk of `ss`-byte sectors: GPT with one ESP from 1 MiB to the end, FAT32 with
+    \\EFI\\BOOT\\BOOTAA64.EFI (a long name on a short one), a few more files. `vmconform check` passes
+    every rule on it."""
     img = PagedImage(size)
     layout = Layout()
-    last = size // 512 - 1
-    first, end = 2048, last - 33
-    write_gpt(img, layout, [(first, end, ESP_TYPE, "EFI system partition")])
-    fat = Fat32(img, layout, first * 512, end - first + 1, spc)
+    last = size // ss - 1
+    first, end = (1 << 20) // ss, last - 1 - 16384 // ss
+    write_gpt(img, layout, [(first, end, ESP_TYPE, "EFI system partition")], ss=ss)
+    fat = Fat32(img, layout, first * ss, end - first + 1, spc, bps=ss)
     efi = fat.mkdir(fat.root, "EFI")
     bootdir = fat.mkdir(efi, "BOOT")
     fat.add_file(bootdir, "BOOTAA64.EFI", boot if boot is not None else pe_image(), long="BootAA64.efi")
