@@ -19,7 +19,9 @@ from vmconform.hypervisors import Backend, BootRequest, Disk
 from vmconform.probe import ProbeLine, parse_line
 
 if TYPE_CHECKING:
-    from vmconform.console import Stop
+    from collections.abc import Sequence
+
+    from vmconform.console import DeadEnd, Stop
 
 
 # After the probe's END line, how long the VM may take to power off by itself.
@@ -123,6 +125,7 @@ def boot(
     vars_path: Path | None = None,
     tag: str = "",
     decide: Callable[[ProbeLine], str | None] | None = None,
+    dead_ends: Sequence[DeadEnd] | None = None,
 ) -> BootResult:
     """Boot ``disks`` and watch for the probe with ``nonce`` (None: any); always leaves no VM behind.
 
@@ -133,6 +136,7 @@ def boot(
     it sees every probe line, whatever its nonce, after it is filed under ``lines`` or ``foreign``, and a
     verdict it returns ends the boot. Flows that span resets or several probes (NVRAM, BootNext) use it.
     The VM is given time to power itself off only when the deciding line is an ``END`` line.
+    ``dead_ends`` replaces the console's list of dead ends (the OS probe adds the kernel's).
     """
     t0 = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -170,7 +174,7 @@ def boot(
 
     command = tuple(backend.command(req))
     with backend.start(req, echo=echo) as console:
-        stop = console.watch(matcher, timeout)
+        stop = console.watch(matcher, timeout) if dead_ends is None else console.watch(matcher, timeout, dead_ends)
         exit_status: int | None = None
         if stop.reason == "exited" or (stop.reason == "matched" and decided_by[-1].key == "END"):
             exit_status = console.wait_exit(POWER_OFF_GRACE if stop.reason == "matched" else 5.0)

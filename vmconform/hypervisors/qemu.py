@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vmconform.config import ConfigError, HypervisorEntry, resolve_binary
-from vmconform.hypervisors import Backend, BootRequest, GicUnsupported, as_disk
+from vmconform.hypervisors import Backend, BootRequest, GicUnsupported, HotplugControl, as_disk
 from vmconform.reaper import TAG_ENV
 
 if TYPE_CHECKING:
@@ -106,6 +106,19 @@ class QemuBackend(Backend):
         if version not in (2, 3, 4):
             raise GicUnsupported(f"GIC version {version}: QEMU virt offers gic-version 2, 3 and 4")
         return type(self)(gic_variant(self.entry, arch, version))
+
+    def hotplug(self, arch: str, ports: int, control: Path) -> tuple[Backend, HotplugControl]:
+        """`ports` pcie-root-ports (ids hp0, hp1, ...) and a QMP socket in `control` (keep its path short)."""
+        from vmconform.hypervisors.qmp import QmpHotplug
+
+        sock = control / "qmp.sock"
+        args: list[str] = ["-qmp", f"unix:{_opt(sock)},server=on,wait=off"]
+        for i in range(ports):
+            args += ["-device", f"pcie-root-port,id=hp{i},chassis={i + 1},port={0x10 + i},bus=pcie.0"]
+        s = self.entry.arches[arch]
+        variant = dataclasses.replace(s, extra_args=(*s.extra_args, *args))
+        backend = type(self)(dataclasses.replace(self.entry, arches={**self.entry.arches, arch: variant}))
+        return backend, QmpHotplug(sock, tuple(f"hp{i}" for i in range(ports)))
 
     def command(self, req: BootRequest) -> list[str]:
         s = self.entry.arches[req.arch]
