@@ -98,8 +98,13 @@ def run_case(
             f"another --basetemp"
         ) from None
     expect_nonce = None if fb_nonce else nonce  # with a fallback disk, either probe may legitimately run
+    dead_ends = None
+    if fb_nonce is not None and firmware.secure_boot:  # a refused image is followed by the next boot option (E-21)
+        from vmconform.console import DEAD_ENDS
+
+        dead_ends = tuple(d for d in DEAD_ENDS if not d.meaning.startswith("the firmware refused the image"))
     result = boot(backend, case.arch, disks, firmware, expect_nonce, out_dir, timeout, vars_path=vars_copy, tag=tag,
-                  echo=echo)  # fmt: skip
+                  echo=echo, dead_ends=dead_ends)  # fmt: skip
     seen = tuple(dict.fromkeys(line.nonce for line in result.lines))
     changed = casemod.gpt_changes(casemod.build_image(case, nonce, probe), disks[0].path, case.sector_size)
     observed = casemod.observed_outcome(nonce, fb_nonce, seen, changed)
