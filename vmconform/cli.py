@@ -377,6 +377,10 @@ def _cmd_boot(args: argparse.Namespace) -> int:
         print(f"vmconform: {result.describe().splitlines()[0]}", file=sys.stderr)
         status = "killed by the harness" if result.exit_status is None else f"exit status {result.exit_status}"
         print(f"vmconform: VM {status} after {result.elapsed:.1f} s; {len(result.lines)} probe lines", file=sys.stderr)
+        from vmconform.secureboot import boot_line
+
+        if (sb := boot_line(result.lines, result.stop.detail, fw.secure_boot)) is not None:
+            print(f"vmconform: {sb}", file=sys.stderr)
         if keep:
             print(f"vmconform: transcript and command line in {keep}/", file=sys.stderr)
     ended = any(line.key == "END" for line in result.lines)

@@ -20,7 +20,16 @@ from vmconform.facts.secureboot import SecureBootFact
 from vmconform.facts.status import FactError
 from vmconform.probe.protocol import ProbeLine, parse_line
 
-__all__ = ["KEYS", "VARIANTS", "enforcement_line", "fact_of", "prepare_probe", "probe_variant", "run_lines"]
+__all__ = [
+    "KEYS",
+    "VARIANTS",
+    "boot_line",
+    "enforcement_line",
+    "fact_of",
+    "prepare_probe",
+    "probe_variant",
+    "run_lines",
+]
 
 SIGNED, UNSIGNED, TAMPERED, REVOKED = "signed", "unsigned", "tampered", "revoked"
 VARIANTS = (SIGNED, UNSIGNED, TAMPERED, REVOKED)
@@ -76,9 +85,24 @@ def enforcement_line(fact: SecureBootFact, firmware_keys: str = "") -> str:
     keys = f"; keys: {KEYS[firmware_keys]}" if firmware_keys in KEYS else ""
     if fact.enforcing:
         return (f"the VM enforces Secure Boot ({fact.mode} mode; {', '.join(fact.keys) or 'no key databases'} set"
-                f"{keys}): it runs only images signed by a key in its db, so portable unsigned images do not boot on "
-                f"it (vmconform signs its probes here)")  # fmt: skip
+                f"{keys}): it runs only images signed by a key in its db, so portable unsigned images do not boot "
+                f"on it")  # fmt: skip
     return f"the VM does not enforce Secure Boot ({fact.summary().split('(', 1)[1]}: portable unsigned images boot"
+
+
+def boot_line(lines: Iterable[ProbeLine], stop_detail: str, firmware_keys: str = "") -> str | None:
+    """What ``vmconform boot`` says after a boot: the enforcement line when the probe reported SECUREBOOT, else,
+    when the firmware refused the image, that it enforces Secure Boot and what that means; None otherwise."""
+    fact = fact_of(lines)
+    if fact is not None:
+        return enforcement_line(fact, firmware_keys)
+    if stop_detail.startswith("the firmware refused the image"):
+        keys = f" (keys: {KEYS[firmware_keys]})" if firmware_keys in KEYS else ""
+        return (
+            f"the VM enforces Secure Boot{keys}: it refused this image, and portable unsigned images do not boot "
+            f"on it; `vmconform gen --signed` writes a probe signed by vmconform's test key (in db on edk2-sb)"
+        )
+    return None
 
 
 def run_lines(rows: Iterable[tuple[str, str, str, Sequence[str]]]) -> list[str]:
