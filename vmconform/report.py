@@ -61,6 +61,13 @@ def firmware_identities(run: RunRecord) -> list[str]:
     return [f"{k}: {v}" for k, v in sorted(seen.items())]
 
 
+def secure_boot_lines(run: RunRecord) -> list[str]:
+    """Per firmware and arch, whether the VM enforces Secure Boot and what follows (`vmconform.secureboot`)."""
+    from vmconform.secureboot import run_lines
+
+    return run_lines((r.firmware, r.arch, str(r.extra.get("secure_boot_keys", "")), r.probe) for r in run.results)
+
+
 def transcript_link(transcript: str, run_dir: Path | None) -> str:
     """A transcript as a link inside the run folder, or "" when it is not one: only relative paths below the
     run folder are links (never an absolute path, ``..``, or a URL such as ``javascript:``)."""
@@ -102,6 +109,7 @@ def render_html(run: RunRecord, run_dir: Path | None = None) -> str:
     from vmconform import matrix
 
     html: str = template.render(doc=run, verdict=verdict, why=why, rows=rows, identities=firmware_identities(run),
+                                secure_boot=secure_boot_lines(run),
                                 matrix=matrix.case_matrix(run, run_dir), clauses=matrix.clauses_failures_first(run),
                                 counts=matrix.outcome_counts(run))  # fmt: skip
     return html
