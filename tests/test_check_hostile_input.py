@@ -307,3 +307,17 @@ def test_container_header_parsers_never_raise_but_container_error(kind: str, edi
     except containers.ContainerError:
         return
     assert isinstance(out, list) and all(isinstance(x, str) and "\x1b" not in x for x in out)
+
+
+def test_a_qcow2_extension_past_the_first_64_kib_is_still_read(tmp_path: Path) -> None:
+    """With 1 MiB clusters the header extensions may run past the 64 KiB read first: the whole first
+    cluster is parsed, as qemu parses it."""
+    header = bytearray(hc.qcow2_with_data_file(b"/far/away.raw"))[: 1 << 16]
+    struct.pack_into(">I", header, 20, 20)  # cluster_bits: 1 MiB
+    struct.pack_into(">Q", header, 72, 0)  # no incompatible bit: only the extension names the file
+    ext = struct.pack(">II", 0x12345678, 100 << 10) + bytes(100 << 10)
+    ext += struct.pack(">II", 0x44415441, 13) + b"/far/away.raw" + bytes(3) + struct.pack(">II", 0, 0)
+    image = tmp_path / "far.qcow2"
+    image.write_bytes(bytes(header[:104]) + ext + bytes((2 << 20) - 104 - len(ext)))
+    proc = run_check(image)
+    assert_refused(proc, "an external data file '/far/away.raw'")

@@ -72,6 +72,12 @@ def qcow2_references(head: bytes) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def qcow2_first_cluster(head: bytes) -> int:
+    """Bytes of the qcow2 file's first cluster (header and extensions): 2^cluster_bits, 512 B to 2 MiB."""
+    bits = struct.unpack_from(">I", head, 20)[0] if len(head) >= 24 else 16
+    return 1 << min(max(bits, 9), 21)
+
+
 def qed_references(head: bytes) -> list[str]:
     """What a QED header names outside the file (its backing file)."""
     if len(head) < 64:

@@ -104,8 +104,8 @@ def _why(stderr: str) -> str:
 
 def _references(fd: int, fmt: str, head: bytes) -> list[str]:
     """Files the container header names (empty: none), from the image's own bytes."""
-    if fmt == "qcow2":
-        return containers.qcow2_references(head)
+    if fmt == "qcow2":  # header extensions run up to the end of the first cluster (at most 2 MiB), as qemu reads
+        return containers.qcow2_references(_pread(fd, containers.qcow2_first_cluster(head), 0))
     if fmt == "qed":
         return containers.qed_references(head)
     if fmt == "vmdk":
