@@ -103,6 +103,7 @@ PAYLOADS: dict[str, Payload] = {
 # --- building -------------------------------------------------------------------------------------------
 
 
+@cache
 def _package(debian_arch: str, name: str) -> Path:
     """Package `name` of `debian_arch` unpacked into the cache (keyed by its version); the folder."""
     arc = Archive(SUITE, debian_arch)
@@ -154,9 +155,9 @@ def esp_files(payload: Payload, arch: str, nonce: str) -> tuple[EspFile, ...]:
 
         loader = _package(DEB_ARCH[arch], "systemd-boot-efi") / "usr/lib/systemd/boot/efi" / SD_BOOT[arch]
         entry = f"title {payload.marker(nonce)}\nefi /EFI/vmconform/probe.efi\n"  # not the loader itself: hidden
-        return (EspFile(boot_path, loader.read_bytes()), EspFile("/loader/loader.conf", b"timeout menu-force\n"),
-                EspFile("/loader/entries/vmconform.conf", entry.encode()),
-                EspFile("/EFI/vmconform/probe.efi", build_probe(arch, nonce)))  # fmt: skip
+        return (EspFile(boot_path, loader.read_bytes()), EspFile("loader/loader.conf", b"timeout menu-force\n"),
+                EspFile("loader/entries/vmconform.conf", entry.encode()),
+                EspFile("EFI/vmconform/probe.efi", build_probe(arch, nonce)))  # fmt: skip
     if payload.name == "shim":
         shim = _package("arm64", "shim-signed") / "usr/lib/shim/shimaa64.efi.signed"
         grub = _package("arm64", "grub-efi-arm64-signed") / "usr/lib/grub/arm64-efi-signed/grubaa64.efi.signed"
