@@ -12,7 +12,16 @@ from vmconform import signing
 from vmconform.probe import build_probe
 
 REPO = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.skipif(not shutil.which("sbsign"), reason="needs sbsigntool (scripts/setup.sh test)")
+TOOLS = {"sbsign": "sbsigntool"}
+
+
+@pytest.fixture(autouse=True)
+def _tools() -> None:
+    """A missing tool is a failure naming its install command (scripts/setup.sh test installs them), never a skip."""
+    missing = {t: p for t, p in TOOLS.items() if not shutil.which(t)}
+    if missing:
+        pytest.fail(f"missing {', '.join(missing)}: apt-get install {' '.join(sorted(set(missing.values())))}",
+                    pytrace=False)  # fmt: skip
 
 
 def vmconform(*args: str) -> subprocess.CompletedProcess[str]:
