@@ -90,6 +90,7 @@ __all__ = [
     "COUNTER_REGISTER", "ucs2z", "Target",
 ]  # fmt: skip
 
+
 def probe_program(arch: str, pointer_size: int = 8, mode: str = "boot", facts: Collection[str] = ()) -> Program:
     """The probe for `arch`: BOOT, FW, the optional `facts`, then what `mode` asks; it never returns.
 
