@@ -151,3 +151,21 @@ def test_the_enforcement_line_says_state_keys_and_what_follows() -> None:
     ]
     refused = secureboot.boot_line([], "the firmware refused the image (Secure Boot: ...)", "microsoft")
     assert refused is not None and refused.startswith("the VM enforces Secure Boot (keys: Debian's Microsoft-keys")
+
+
+@pytest.mark.boot
+@pytest.mark.libvirt
+def test_secure_boot_and_shim_through_libvirt(tmp_path: Path) -> None:
+    """The libvirt entry's edk2-ms (what libvirt's <os firmware='efi'> picks on Debian): the signed probe runs, the
+    unsigned one is refused, shim starts the signed GRUB; no domain is left behind (the run's sweep)."""
+    p = run_pytest("suite/test_secureboot.py", "suite/test_payloads.py", "--hypervisor=libvirt", "--firmware",
+                   "edk2-ms", f"--reports-dir={tmp_path}")  # fmt: skip
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    rows = by_test(tmp_path)
+    assert {k: (r["outcome"], r["stop"]) for k, r in rows.items()} == {
+        "test_signed_probe_runs[libvirt-edk2-ms-aarch64-reference]": ("passed", "matched"),
+        "test_untrusted_probe_refused[libvirt-edk2-ms-aarch64-reference-unsigned]": ("passed", "dead-end"),
+        "test_untrusted_probe_refused[libvirt-edk2-ms-aarch64-reference-tampered]": ("passed", "dead-end"),
+        "test_shim_grub[libvirt-edk2-ms-aarch64-reference]": ("passed", "matched"),
+    }
+    assert read_results(tmp_path)["orphan_vms_killed"] == []
