@@ -169,3 +169,44 @@ def test_secure_boot_and_shim_through_libvirt(tmp_path: Path) -> None:
         "test_shim_grub[libvirt-edk2-ms-aarch64-reference]": ("passed", "matched"),
     }
     assert read_results(tmp_path)["orphan_vms_killed"] == []
+
+
+@pytest.mark.boot
+def test_vmconform_boot_says_what_the_vm_enforces(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def vmconform(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "vmconform.cli", *args], cwd=REPO, capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+
+    for name, signed in (("plain", ()), ("signed", ("--signed",))):
+        assert vmconform("gen", "--arch", "aarch64", *signed, "-o", str(tmp_path / f"{name}.img")).returncode == 0
+    refused = vmconform("boot", "-q", "--firmware", "edk2-sb", str(tmp_path / "plain.img"))
+    assert refused.returncode == 1, refused.stderr
+    assert "vmconform: the VM enforces Secure Boot (keys: vmconform's test key in PK, KEK and db, a revoked one in " \
+           "dbx): it refused this image, and portable unsigned images do not boot on it" in refused.stderr  # fmt: skip
+    ran = vmconform("boot", "-q", "--firmware", "edk2-sb", str(tmp_path / "signed.img"))
+    assert ran.returncode == 0, ran.stderr
+    assert "vmconform: the VM enforces Secure Boot (user mode; PK, KEK, db, dbx set; keys: " in ran.stderr
+    plain = vmconform("boot", "-q", str(tmp_path / "plain.img"))
+    assert "vmconform: the VM does not enforce Secure Boot (setup mode; no keys): portable unsigned images boot" \
+           in plain.stderr, plain.stderr  # fmt: skip
+
+
+def test_a_refused_unsigned_image_fails_fw1_not_the_image_clauses(tmp_path: Path) -> None:
+    """A Secure Boot firmware not declared as one (plain code:/vars:) refuses the unsigned probe: FW-1 says why,
+    the image clauses keep what vmconform check found on the image."""
+    from vmconform.console import Stop
+    from vmconform.runner import BootResult
+    from vmconform.verdicts import boot as vboot
+
+    line = 'BdsDxe: failed to load Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x1,0x0): Access Denied'
+    stop = Stop("dead-end", "the firmware refused the image (Secure Boot: Access Denied / Security Violation)", line)
+    result = BootResult(None, stop, None, (), (), tmp_path, tmp_path / "console.log", ("qemu-system-aarch64",),
+                        line, 1.5)  # fmt: skip
+    image = dict.fromkeys(("IMG-1", "IMG-2", "IMG-3", "IMG-4", "IMG-5", "IMG-6"), ("pass", "vmconform check: ok"))
+    got = {v.clause: v for v in vboot.removable_media_boot(result, "aarch64", "2.0", "flash", "c", image)}
+    assert {c: got[c].status for c in image} == dict.fromkeys(image, "pass")
+    assert got["FW-1"].status == "fail" and "Access Denied'" in got["FW-1"].evidence
+    assert "the VM enforces Secure Boot, so portable unsigned images do not boot on it" in got["FW-1"].evidence

@@ -77,6 +77,9 @@ def removable_media_boot(
             else:
                 v(c, ERROR, f"the probe did not run and the image was not checked: {evidence}")
         why = f"the firmware must boot the {layout} layout from its removable-media path; {evidence}"
+        if result.stop.reason == "dead-end" and result.stop.detail.startswith("the firmware refused the image"):
+            why += ("; the VM enforces Secure Boot, so portable unsigned images do not boot on it (a firmware given as "
+                    "secure_boot: in hypervisors.yaml is tested with signed probes)")  # fmt: skip
         for c in ("FW-1", "FW-7", *(("PLAT-2",) if arch == Arch.ARM else ())):
             v(c, status, why)
         return out
