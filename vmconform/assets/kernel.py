@@ -6,7 +6,8 @@ time, never pinned), fetched with `vmconform.assets.debian` into the cache. Only
 the kernel image, its config, ``modules.builtin`` and ``modules.order``, and the modules asked for with their
 dependencies (each module's ``.modinfo depends=``; the package has no modules.dep, depmod makes it on install),
 extracted straight from the package's data archive into a cache folder keyed on
-the package version and the module list. The ~60 MB .deb is then deleted from the archive's download cache
+the package version (`BASE_MODULES` are always kept, so the OS probe and the payloads share one folder; a
+module outside them extracts again). The ~60 MB .deb is then deleted from the archive's download cache
 (`KernelFiles` holds everything needed to build again).
 
 On arm64 ``/boot/vmlinuz-*`` is an uncompressed ``Image`` with its EFI stub; on armhf a ``zImage`` with one:
@@ -27,7 +28,9 @@ from vmconform.assets.debian import Archive
 
 __all__ = ["FLAVOURS", "KernelFiles", "KernelPackage", "kernel", "kernel_package"]
 
-RECIPE = "kernel-files-1"
+RECIPE = "kernel-files-2"
+BASE_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "virtio_console", "efivarfs")
+"""Always kept, whoever asks first, so consumers share one folder (and one download of the .deb)."""
 SUITE = "bookworm"
 FLAVOURS: dict[str, tuple[str, str]] = {
     "aarch64": ("arm64", "linux-image-arm64"),
@@ -90,20 +93,25 @@ def kernel(arch: str, modules: Iterable[str] = (), *, suite: str = SUITE) -> Ker
     """The kernel of `arch` with `modules` (names; built-in ones need nothing) and their dependencies, cached."""
     pkg = kernel_package(arch, suite)
     wanted = tuple(dict.fromkeys(m.replace("-", "_") for m in modules))
-    slot = cache.slot(f"kernel/{pkg.name}", digest([RECIPE, suite, pkg.name, pkg.version, *wanted]))
+    slot = cache.slot(f"kernel/{pkg.name}", digest([RECIPE, suite, pkg.name, pkg.version]))
     with locked(slot.path.parent / "lock"):
-        if not slot.ready:
+        have = _kept(slot.path / "kept") if slot.ready else None
+        if have is None or not set(wanted) <= have:
             need("dpkg-deb", "dpkg")
             need("tar", "tar")
-            arc = Archive(suite, pkg.debian_arch)
-            (deb,) = arc.download([pkg.name])
+            keep = tuple(sorted({*BASE_MODULES, *wanted, *(have or ())}))
+            (deb,) = Archive(suite, pkg.debian_arch).download([pkg.name])
             with slot.build() as out:
-                _extract(deb, out, pkg.release, wanted)
+                _extract(deb, out, pkg.release, keep)
+                (out / "kept").write_text("\n".join(keep) + "\n")
             deb.unlink(missing_ok=True)  # the folder keeps what any build needs; the .deb is ~60 MB
-    folder = slot.path
-    files = KernelFiles(pkg, folder, ())
+    files = KernelFiles(pkg, slot.path, ())
     builtin = files.builtin()
-    return KernelFiles(pkg, folder, tuple(m for m in wanted if m not in builtin))
+    return KernelFiles(pkg, slot.path, tuple(m for m in wanted if m not in builtin))
+
+
+def _kept(path: Path) -> set[str] | None:
+    return set(path.read_text().split()) if path.exists() else None
 
 
 def _tar(deb: Path, dest: Path, members: list[str]) -> None:
