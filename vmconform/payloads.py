@@ -21,6 +21,7 @@ page. `run_payload` boots one and says what decided it.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -126,16 +127,28 @@ def _host_arch() -> str:
 
 @cache
 def grub_image(arch: str) -> bytes:
-    """GRUB for `arch` made by the host's grub-mkimage from Debian's modules (prefix /EFI/BOOT), cached."""
+    """GRUB for `arch` made by the host's grub-mkimage from Debian's modules (prefix /EFI/BOOT), cached.
+
+    grub-mkimage runs from the unpacked ``grub-common`` of the host's architecture; of its libraries only
+    libdevmapper may be missing on a host without LVM or libvirt, so its deb is unpacked beside it and put first
+    on LD_LIBRARY_PATH (liblzma, libselinux, libudev, libpcre2 and libc are on every Debian system)."""
     package, platform = GRUB[arch]
-    tools = _package(_host_arch(), "grub-common")
+    host = _host_arch()
+    tools, dm = _package(host, "grub-common"), _package(host, "libdevmapper1.02.1")
     modules = _package(DEB_ARCH[arch], package)
     slot = assets.slot(f"payloads/grub-{arch}", digest(["grub-mkimage-1", str(tools), str(modules), *GRUB_MODULES]))
     with locked(slot.path.parent / "lock"):
         if not slot.ready:
+            libs = sorted({str(p.parent) for p in dm.rglob("libdevmapper.so*")})
+            env = dict(os.environ, LD_LIBRARY_PATH=":".join([*libs, os.environ.get("LD_LIBRARY_PATH", "")]))
             with slot.build() as out:
-                assets.run([tools / "usr/bin/grub-mkimage", "-O", platform, "-d", modules / "usr/lib/grub" / platform,
-                            "-p", "/EFI/BOOT", "-o", out / "grub.efi", *GRUB_MODULES])  # fmt: skip
+                argv = [str(tools / "usr/bin/grub-mkimage"), "-O", platform, "-d",
+                        str(modules / "usr/lib/grub" / platform), "-p", "/EFI/BOOT", "-o", str(out / "grub.efi"),
+                        *GRUB_MODULES]  # fmt: skip
+                done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    why = ([ln for ln in done.stderr.splitlines() if ln.strip()] or ["no output"])[-1]
+                    raise AssetError(f"grub-mkimage (from {tools}) failed (exit {done.returncode}): {why}")
     return (slot.path / "grub.efi").read_bytes()
 
 
