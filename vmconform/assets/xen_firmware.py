@@ -14,7 +14,10 @@ A Xen-on-Arm domU's "kernel" is the UEFI firmware that then boots the case's dis
 
 Each is built with Debian's cross compiler (gcc-aarch64-linux-gnu), ``nice -n 10`` and ``-j2``, into a
 cache folder keyed on the source version, the cross compiler's version, our patches and fragments and
-`RECIPE`; its manifest.json records what went in.
+`RECIPE`; its manifest.json records what went in. SOURCE_DATE_EPOCH comes from debian/changelog: two
+U-Boot builds (different cache folders, hours apart) gave byte-identical u-boot.bin; XEN_EFI.fd embeds one
+build-folder path (so it is the same bytes only for the same cache location; its FV is LZMA-compressed,
+so that one string changes most bytes).
 """
 
 from __future__ import annotations
