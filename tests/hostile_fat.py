@@ -296,10 +296,23 @@ class Fat32:
             self.set_fat(c, c + 1 if c < first + n - 1 else last)
         return first
 
-    def add(self, parent: int, records: list[bytes], name: str) -> None:
-        """Append directory records to the directory at `parent`, growing its chain when full."""
+    def add(self, parent: int, records: list[bytes], name: str, record: bool = True) -> None:
+        """Append directory records to the directory at `parent`, growing its chain when full (with
+        `record` False their fields are not recorded: for directories of tens of thousands of entries)."""
         chain, slot = self.slots[parent]
         per_cluster = self.cluster_bytes // 32
+        if not record:  # in bulk: the rest of the last cluster, then new contiguous clusters in one write
+            room = per_cluster * len(chain) - slot
+            data = b"".join(records)
+            self.img.write(self.cluster_offset(chain[-1]) + 32 * (slot % per_cluster), data[: 32 * room])
+            extra = -(-(len(records) - room) // per_cluster) if len(records) > room else 0
+            if extra:
+                first = self.alloc(extra)
+                self.set_fat(chain[-1], first, record=False)
+                chain += list(range(first, first + extra))
+                self.img.write(self.cluster_offset(first), data[32 * room :])
+            self.slots[parent] = (chain, slot + len(records))
+            return
         for rec in records:
             if slot >= per_cluster * len(chain):
                 new = self.alloc()

@@ -61,16 +61,15 @@ def lfn_checksum(short: bytes) -> int:
 
 
 def _short_display(raw: bytes, nt_res: int) -> str:
-    name = bytearray(raw)
-    if name[0] == 0x05:
-        name[0] = 0xE5
-    base = name[:8].decode("latin-1").rstrip(" ")
-    ext = name[8:11].decode("latin-1").rstrip(" ")
+    base, ext = raw[:8].rstrip(b" "), raw[8:11].rstrip(b" ")
+    if base[:1] == b"\x05":
+        base = b"\xe5" + base[1:]
+    text_base, text_ext = base.decode("latin-1"), ext.decode("latin-1")
     if nt_res & 0x08:
-        base = base.lower()
+        text_base = text_base.lower()
     if nt_res & 0x10:
-        ext = ext.lower()
-    return f"{base}.{ext}" if ext else base
+        text_ext = text_ext.lower()
+    return f"{text_base}.{text_ext}" if text_ext else text_base
 
 
 def long_name(raw: bytes | memoryview, pos: int, short: bytes) -> tuple[str | None, str]:
@@ -268,22 +267,29 @@ class FatFs:
         return b"".join(blocks), problem, other
 
     def parse_dir(self, raw: bytes) -> list[DirEntry]:
-        """The short entries of a directory's bytes (up to the end marker), with their names as EDK2 sees them."""
+        """The short entries of a directory's bytes (up to the end marker), with their names as EDK2 sees them.
+        The entries up to the end marker are charged to the budget before any is parsed."""
         entries: list[DirEntry] = []
+        end = min(len(raw) // 32, MAX_DIR_ENTRIES)
+        marks = raw[0 : end * 32 : 32]
+        stop = marks.find(0)
+        count = end if stop < 0 else stop
+        self.budget.entry(count)
         view = memoryview(raw)
-        for pos in range(0, min(len(raw), MAX_DIR_ENTRIES * 32) - 31, 32):
-            self.budget.entry()
+        fat32 = self.bpb.structure == 32
+        unpack = struct.unpack_from
+        for pos in range(0, count * 32, 32):
             first, attr = raw[pos], raw[pos + 11]
-            if first == 0x00:
-                break
             if first == 0xE5 or attr & ATTR_VOLUME_ID:  # deleted, a long-name entry or the volume label
                 continue
             short_raw = raw[pos : pos + 11]
             short = _short_display(short_raw, raw[pos + 12])
-            lfn, why = long_name(view, pos, short_raw)
-            hi, lo, size = struct.unpack_from("<H4xHI", raw, pos + 20)
-            cluster = (hi << 16 | lo) if self.bpb.structure == 32 else lo
-            entries.append(DirEntry(lfn or short, short, attr, cluster, size, why))
+            if pos >= 32 and raw[pos - 21] == ATTR_LONG_NAME and raw[pos - 32] != 0xE5:
+                lfn, why = long_name(view, pos, short_raw)
+            else:
+                lfn, why = None, ""
+            hi, lo, size = unpack("<H4xHI", raw, pos + 20)
+            entries.append(DirEntry(lfn or short, short, attr, (hi << 16 | lo) if fat32 else lo, size, why))
         return entries
 
     def read_dir(self, first_cluster: int | None) -> tuple[list[DirEntry], str | None]:
