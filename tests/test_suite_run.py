@@ -33,9 +33,10 @@ def test_collect_only_lists_readable_ids():
     assert "suite/test_firmware.py::test_rtc[qemu-edk2-aarch64-reference]" in ids
     probed = [c for c in cases.catalogue() if cases.has_probe(c.arch)]
     reference = [c for c in probed if (c.layout, c.defect) == ("reference", "none")]
-    # one test per case, plus the 10 firmware/hardware-description/platform tests and the 3 real boot loaders
-    # (suite/test_payloads.py; shim and suite/test_secureboot.py only on Secure Boot firmwares) per reference image
-    assert len([i for i in ids if i.startswith("suite/")]) == len(probed) + 13 * len(reference)
+    # one test per case, plus the 10 firmware/hardware-description/platform tests, the 3 real boot loaders
+    # (suite/test_payloads.py; shim and suite/test_secureboot.py only on Secure Boot firmwares) and the 3 OS probe
+    # tests (suite/test_os.py) per reference image
+    assert len([i for i in ids if i.startswith("suite/")]) == len(probed) + 16 * len(reference)
 
 
 @pytest.mark.boot
@@ -174,7 +175,7 @@ def test_clause_selects_the_tests_that_evidence_it():
     ids = sorted(i for i in p.stdout.split() if i.startswith("suite/"))
     assert ids == sorted(
         f"suite/{m}[qemu-edk2-{a}-reference]"
-        for m in ("test_firmware.py::test_rtc", "test_platform.py::test_gic_versions")
+        for m in ("test_firmware.py::test_rtc", "test_platform.py::test_gic_versions", "test_os.py::test_os_probe")
         for a in ("aarch64", "arm")
     )
     bad = run_pytest("--clause", "FW-55")
