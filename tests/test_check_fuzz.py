@@ -8,7 +8,6 @@ far-away LBAs) reach the code behind the CRC checks. bench/bench_images.py runs 
 from __future__ import annotations
 
 import struct
-import time
 import zlib
 from functools import cache
 
@@ -92,9 +91,7 @@ def mutate(base: SparseImage, edits: list[tuple[int, int, bytes]], fix: bool, cu
 
 
 def assert_sane(source: MemorySource) -> None:
-    start = time.perf_counter()
-    report = check_source(source, "fuzz")
-    assert time.perf_counter() - start < 5, "check took over 5 s on a 64 MiB image"
+    report = check_source(source, "fuzz")  # its cost is bounded by budgets (tested apart), its speed in bench/
     assert [r.id for r in report.rows] == list(CHECKS)
     assert all(r.verdict in (PASS, FAIL, SKIP, ERROR) and isinstance(r.evidence, str) for r in report.rows)
     assert report.exit_status in (0, 1)

@@ -86,10 +86,15 @@ class HostVM:
             self.stop()
             raise XenHostError(f"the Xen host VM did not start: {e}; host console tail: {self.tail()}") from None
         if ready is None:
+            try:  # the channel closed: did QEMU end, or did dom0 stay silent?
+                exited: int | None = self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                exited = None
             self.stop()
-            raise XenHostError(
-                f"the Xen host VM did not report ready within {HOST_TIMEOUT:.0f} s; host console tail: {self.tail()}"
-            )
+            time.sleep(0.2)  # let the pump read QEMU's last words
+            why = f"QEMU exited with status {exited}" if exited is not None else (
+                f"dom0's agent did not report ready within {HOST_TIMEOUT:.0f} s")  # fmt: skip
+            raise XenHostError(f"the Xen host VM did not start: {why}; host console tail: {self.tail()}")
         self.xen_version, self.dom0_kernel = (ready.args + ("", ""))[:2]
 
     def _connect(self, deadline: float) -> None:

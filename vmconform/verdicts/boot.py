@@ -30,7 +30,7 @@ IMAGE_CLAUSES = ("IMG-1", "IMG-2", "IMG-3", "IMG-4", "IMG-5", "IMG-6")
 
 def image_clauses(rows: Iterable[tuple[str, str, str]]) -> dict[str, tuple[str, str]]:
     """IMG-* verdicts from `vmconform check`'s rows (id, clause, verdict) of the case's image: pass when every
-    rule of the clause holds, else fail naming the rules that do not."""
+    rule of the clause holds, fail naming the rules that do not, error naming those a budget stopped."""
     by_clause: dict[str, list[tuple[str, str]]] = {}
     for rule, clause, verdict in rows:
         if clause in IMAGE_CLAUSES:
@@ -39,8 +39,11 @@ def image_clauses(rows: Iterable[tuple[str, str, str]]) -> dict[str, tuple[str, 
     for clause in IMAGE_CLAUSES:
         rules = by_clause.get(clause, [])
         bad = [rule for rule, verdict in rules if verdict == FAIL]
+        undecided = [rule for rule, verdict in rules if verdict == ERROR]
         if bad:
             out[clause] = (FAIL, f"vmconform check: the image breaks {', '.join(bad)}")
+        elif undecided:
+            out[clause] = (ERROR, f"vmconform check could not decide {', '.join(undecided)} (a budget stopped it)")
         else:
             n = len(rules)
             out[clause] = (PASS, f"vmconform check: the image holds {'its' if n == 1 else f'all {n}'} "
