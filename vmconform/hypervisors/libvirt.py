@@ -42,7 +42,7 @@ from pathlib import Path
 
 from vmconform.config import ConfigError, HypervisorEntry, resolve_binary
 from vmconform.console import Console
-from vmconform.hypervisors import Backend, BootRequest, GicUnsupported, Leftover
+from vmconform.hypervisors import Backend, BootRequest, GicUnsupported, HotplugControl, Leftover
 from vmconform.hypervisors.libvirt_xml import (  # noqa: F401  (re-exported: the backend's XML in one place)
     DOMAIN_TYPE,
     LIBVIRT_ARCH,
@@ -381,6 +381,12 @@ class LibvirtBackend(Backend):
         r = virsh(self.uri, "resume", console.domain)
         if r.returncode != 0:
             raise OSError(f"virsh resume {console.domain} failed: {_one_line(r.stderr)}")
+
+    def hotplug(self, arch: str, ports: int, control: Path) -> tuple[Backend, HotplugControl]:
+        """virsh attach-device / detach-device-alias --live (`vmconform.hypervisors.libvirt_hotplug`)."""
+        from vmconform.hypervisors.libvirt_hotplug import hotplug_variant
+
+        return hotplug_variant(self, arch, ports, control)
 
     def console_log(self, req: BootRequest) -> Path | None:
         """virtlogd's log of the serial port (``<log file=.../>``): virsh's console can lose the last lines of a
