@@ -159,8 +159,7 @@ def _setup(name, arch):
 
 
 @pytest.mark.boot
-@pytest.mark.parametrize(("arch", "entry", "acpi"), [("aarch64", "qemu", True), ("aarch64", "qemu-dt", False),
-                                                     ("arm", "qemu", False)])  # fmt: skip
+@pytest.mark.parametrize(("arch", "entry", "acpi"), [("aarch64", "qemu-dt", False)])  # ACPI and arm: the suite below
 def test_the_os_probe_boots_and_its_facts_pass(arch, entry, acpi, tmp_path):
     e, backend, fw, parts = _setup(entry, arch)
     b = osrun.boot_os(backend, parts, fw, "osfacts1", tmp_path, tmp_path / "out", 120, acpi=acpi)
@@ -183,7 +182,7 @@ def test_a_dt_boot_without_a_dtb_from_the_firmware_fails_at_once(tmp_path):
 
 
 @pytest.mark.boot
-@pytest.mark.parametrize("ports", [2, 0])
+@pytest.mark.parametrize("ports", [0])  # with root ports: the suite below
 def test_hotplug_passes_with_root_ports_and_fails_without(ports, tmp_path):
     _, backend, fw, parts = _setup("qemu", "aarch64")
     o = osrun.hotplug_flow(backend, parts, fw, f"oshp{ports}", tmp_path, tmp_path / "out", 120, ports=ports)
@@ -196,7 +195,7 @@ def test_hotplug_passes_with_root_ports_and_fails_without(ports, tmp_path):
 
 
 @pytest.mark.boot
-@pytest.mark.parametrize("ephemeral", [False, True])
+@pytest.mark.parametrize("ephemeral", [True])  # on a pflash store: the suite below
 def test_runtime_variables_persist_on_pflash_and_are_lost_with_snapshot(ephemeral, tmp_path):
     entry, backend, fw, parts = _setup("qemu", "aarch64")
     if ephemeral:
@@ -223,3 +222,58 @@ def test_parts_are_the_same_bytes_when_built_again(tmp_path):
     digest = lambda path: hashlib.sha256(path.read_bytes()).hexdigest()  # noqa: E731
     assert digest(again / "initrd.img") == digest(p.initrd)
     assert p.uki("a b") == p.uki("a b") and p.uki("a b") != p.uki("a c")
+
+
+@pytest.mark.boot
+def test_the_os_suite_on_both_arches(tmp_path):
+    """suite/test_os.py as a user runs it, both arches on `qemu` (Debian's AAVMF/AAVMF32): every clause as the
+    guest saw it, the one true finding (V2-5: no DTB from AAVMF on an ACPI virt) and a valid results.json."""
+    import subprocess
+    import sys
+
+    from run_records import read_results
+
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "suite/test_os.py", "-n", "2",
+            f"--reports-dir={tmp_path}"]  # fmt: skip
+    p = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=900)
+    doc = read_results(tmp_path)  # validates against results.schema.json
+    outcome = {r["test"].split("::")[1]: r["outcome"] for r in doc["results"]}
+    verdicts = {(r["test"].split("::")[1], v["clause"]): v for r in doc["results"] for v in r["verdicts"]}
+    assert outcome == {
+        "test_os_probe[qemu-edk2-aarch64-reference]": "failed",
+        "test_os_probe[qemu-edk2-arm-reference]": "passed",
+        "test_os_hotplug[qemu-edk2-aarch64-reference]": "passed",
+        "test_os_hotplug[qemu-edk2-arm-reference]": "passed",
+        "test_os_runtime_variables[qemu-edk2-aarch64-reference]": "passed",
+        "test_os_runtime_variables[qemu-edk2-arm-reference]": "passed",
+    }, p.stdout[-3000:]
+    assert p.returncode == 1 and "MUST clauses failing: V2-5" in p.stdout
+    v25 = verdicts[("test_os_probe[qemu-edk2-aarch64-reference]", "V2-5")]
+    assert v25["status"] == "fail" and "described by ACPI" in v25["evidence"] and "empty DTB" in v25["evidence"]
+    for arch in ("aarch64", "arm"):
+        t = f"test_os_probe[qemu-edk2-{arch}-reference]"
+        assert {c: verdicts[(t, c)]["status"] for c in ("PLAT-1", "V2-3", "PLAT-5", "FW-9")} == dict.fromkeys(
+            ("PLAT-1", "V2-3", "PLAT-5", "FW-9"), "pass"
+        )
+        fw5 = verdicts[(f"test_os_runtime_variables[qemu-edk2-{arch}-reference]", "FW-5")]
+        assert fw5["status"] == "pass" and "the host's store: data=" in fw5["evidence"]
+    assert verdicts[("test_os_probe[qemu-edk2-arm-reference]", "V2-5")]["status"] == "pass"
+    hp = verdicts[("test_os_hotplug[qemu-edk2-aarch64-reference]", "PLAT-6")]
+    assert hp["status"] == "pass" and "vdb" in hp["evidence"] and "eth0" in hp["evidence"]
+    arm_hp = verdicts[("test_os_hotplug[qemu-edk2-arm-reference]", "PLAT-6")]
+    assert arm_hp["status"] == "error" and "CONFIG_HOTPLUG_PCI" in arm_hp["evidence"]
+    row = next(r for r in doc["results"] if r["test"].endswith("test_os_hotplug[qemu-edk2-aarch64-reference]"))
+    assert row["os_probe"]["hotplug_actions"][0].startswith("device_add virtio-blk-pci")
+
+
+@pytest.mark.boot
+@pytest.mark.libvirt
+def test_the_os_probe_on_libvirt_gets_4_vcpus_and_hot_plugs_through_virsh(tmp_path):
+    """The family on the libvirt backend: -smp 4 through qemu:commandline, devices attached and detached live."""
+    _, backend, fw, parts = _setup("libvirt", "aarch64")
+    backend.preflight()  # one line when libvirtd does not answer (scripts/start-libvirt)
+    o = osrun.hotplug_flow(backend, parts, fw, "oslibvirt", tmp_path, tmp_path / "out", 150)
+    assert o.boot.facts.field("OSCPU", "online") == "0-3", o.boot.result.describe()
+    (v,) = vos.hotplug(o, "2.0")
+    assert v.status == "pass", v.evidence
+    assert "virsh attach-device --live virtio disk" in v.evidence and "left none, none" in v.evidence
