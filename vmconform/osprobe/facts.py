@@ -4,7 +4,7 @@ Lines (``VMCONFORM <nonce> KEY field=value ...``, the UEFI probe's grammar, `vmc
 have no spaces, lists are comma-separated)::
 
     OSBOOT arch= release= mode= uptime= efi=yes|no acpi=yes|no dt=yes|no cmdline=<words,comma,separated>
-    OSCPU online=<cpulist> present=<cpulist> count=<n>
+    OSCPU online=<cpulist> present=<cpulist> count=<n>      (every mode)
     OSPSCI text=<the kernel's psci: lines, commas for spaces>
     OSSMP secondaries=<n booted> failed=<n> brought=<"Brought up ..." line>
     OSMEM memtotal_kb=<n> system_ram=<bytes of System RAM in /proc/iomem>
