@@ -9,7 +9,7 @@ from pathlib import Path
 import pefile
 import pytest
 from run_records import read_results
-from test_suite_run import run_pytest
+from test_suite_run import REPO, run_pytest
 
 from vmconform import console, payloads
 
@@ -84,3 +84,21 @@ def test_payloads_boot_on_edk2_both_arches_and_shim_on_edk2_ms(tmp_path: Path) -
     log = (tmp_path / "latest" / linux["transcript"]).read_text()
     assert "EFI stub: Booting Linux Kernel" in log and "Kernel panic - not syncing: VFS" in log
     assert rows["test_shim_grub[qemu-edk2-ms-aarch64-reference]"]["payload"] == "shim"
+
+
+@pytest.mark.boot
+def test_the_firmware_front_page_is_a_decision(tmp_path: Path) -> None:
+    """systemd-boot with no loader.conf and no entry boots its one automatic entry, "Reboot Into Firmware
+    Interface": EDK2 then shows its front page (UiApp), which ends the boot at once, not at the timeout."""
+    from vmconform import config, runner
+    from vmconform.hypervisors import backend_for
+    from vmconform.image import DiskSpec, EspFile, build_disk
+
+    entry = config.load(REPO / "hypervisors.yaml").get("qemu")
+    (fw,) = config.check_ready(entry, ["aarch64"], ["edk2"]).values()
+    loader = payloads._package("arm64", "systemd-boot-efi") / "usr/lib/systemd/boot/efi/systemd-bootaa64.efi"
+    disk = tmp_path / "disk.img"
+    build_disk(DiskSpec(files=(EspFile("EFI/BOOT/BOOTAA64.EFI", loader.read_bytes()),), seed="front")).save(disk)
+    result = runner.boot(backend_for(entry), "aarch64", (disk,), fw, None, tmp_path / "run", timeout=120)
+    assert (result.stop.reason, result.stop.detail) == ("dead-end", "the firmware shows its front page"), result.tail
+    assert 'starting Boot0000 "UiApp"' in result.stop.line

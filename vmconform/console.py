@@ -64,6 +64,7 @@ DEAD_ENDS: tuple[DeadEnd, ...] = (
     ),
     _de(r"^ASSERT \[", "a firmware assertion failed"),
     _de(r"Kernel panic - not syncing", "the Linux kernel panicked"),  # a boot file that was not the probe
+    _de(r'starting Boot[0-9A-Fa-f]{4} "UiApp"|Boot Maintenance Manager', "the firmware shows its front page"),
     _de(
         r"failed to (?:load|start) Boot[0-9A-Fa-f]{4} .*: (?:Access Denied|Security Violation)\s*$",
         "the firmware refused the image (Secure Boot: Access Denied / Security Violation)",

@@ -68,7 +68,6 @@ class Payload:
         grub_prompt = (_de(r"^grub> ", "GRUB reached its command line (grub>)", partial=True), True)
         shim_fail = (_de(r"Verification failed|Failed to load image|Security Policy Violation",
                          "shim refused the next stage"), False)  # fmt: skip
-        front_page = (_de(r"Boot Maintenance Manager|Select Language", "the firmware shows its front page"), False)
         own = {
             "grub": (grub_prompt,),
             "shim": (shim_fail, grub_prompt),
@@ -83,7 +82,7 @@ class Payload:
                 ),
             ),  # fmt: skip
         }[self.name]
-        return (*own, front_page)
+        return own  # then the firmware's dead ends: its front page, shell, refusals, exceptions, other panics
 
 
 def _de(rx: str, meaning: str, partial: bool = False) -> DeadEnd:
