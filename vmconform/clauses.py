@@ -172,13 +172,19 @@ CLAUSES: tuple[Clause, ...] = (
         (("1.0", SHOULD), ("2.0", MUST)),
         "CNTFRQ is non-zero and CNTVCT advances by about CNTFRQ across a 1 s Stall",
     ),
-    Clause("PLAT-6", "a hot-pluggable bus for block and network devices", _both(STRONGLY), "not checked yet"),
+    Clause(
+        "PLAT-6",
+        "a hot-pluggable bus for block and network devices",
+        _both(STRONGLY),
+        "the OS probe: a virtio-blk and a virtio-net device hot-plugged onto root ports appear in Linux and go",
+    ),
     Clause("V2-2", "the virtual UEFI runs at EL1", (("2.0", SHOULD),), "CurrentEL as the probe reads it"),
     Clause(
         "V2-3",
         "PSCI 0.2 or later",
         (("2.0", MUST),),
-        "DT /psci compatible arm,psci-0.2 or later with its method, or FADT PSCI_COMPLIANT",
+        "DT /psci compatible arm,psci-0.2 or later with its method, or FADT PSCI_COMPLIANT; the OS probe: the kernel "
+        "finds PSCI 0.2+ and brings every secondary up",
     ),
     Clause(
         "V2-6",
