@@ -77,6 +77,8 @@ class HostShape:
     cpu: str = "cortex-a57"
     gic_version: int = 3
     dom0_mem_mb: int = 512
+    dom0_vcpus: int = 1
+    """1 measured better than 2 on 2 host cores (U-Boot's PV-disk connect got slower, the host ready at 35 s)."""
 
     def machine(self) -> str:
         return f"virt,virtualization=on,gic-version={self.gic_version}"
@@ -297,7 +299,8 @@ def _dtb(path: Path, shape: HostShape, work: Path) -> None:
 def _cfg(shape: HostShape) -> bytes:
     return (
         "[global]\ndefault=xen\n\n[xen]\n"
-        f"options=console=dtuart dtuart=/pl011@9000000 dom0_mem={shape.dom0_mem_mb}M dom0_max_vcpus=1\n"
+        "options=console=dtuart dtuart=/pl011@9000000"
+        f" dom0_mem={shape.dom0_mem_mb}M dom0_max_vcpus={shape.dom0_vcpus}\n"
         "kernel=vmlinuz console=hvc0 rdinit=/init quiet\n"
         "ramdisk=initrd.img\n"
         "dtb=virt.dtb\n"
