@@ -9,6 +9,7 @@ libvirt's answer to a refused request is the `HotplugRefused` message.
 
 from __future__ import annotations
 
+import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +36,10 @@ class VirshHotplug(HotplugControl):
     def _virsh(self, *args: str) -> None:
         if not self.domain:
             raise HotplugRefused("the domain has not been started")
-        r = virsh(self.uri, *args)
+        try:
+            r = virsh(self.uri, *args)
+        except subprocess.TimeoutExpired:
+            raise HotplugRefused(f"virsh {args[0]} did not answer") from None
         if r.returncode != 0:
             raise HotplugRefused(f"virsh {args[0]}: {_one_line(r.stderr or r.stdout)}")
 

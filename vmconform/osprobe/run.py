@@ -156,7 +156,7 @@ def hotplug_flow(
                     actions.append(control.remove("vmc-hp-net"))
                 elif line.args[0] == "gone":
                     removed.extend(control.removed())
-            except HotplugRefused as e:
+            except (HotplugRefused, OSError) as e:  # OSError: the control channel broke (the VM went away)
                 refused.append(str(e))
                 return f"the hypervisor refused the hot-plug request: {e}"
             return None
