@@ -27,7 +27,7 @@ def loaded(statement: str) -> list[str]:
         "import vmconform.cli",
         "import vmconform.cli as c; c._parser()",  # what --help builds
         "import fixtures.plugin, fixtures.options, fixtures.collection, fixtures.boot, fixtures.judge, "
-        "fixtures.reporting",
+        "fixtures.reporting, fixtures.osprobe",
     ],
 )
 def test_no_heavy_module_is_loaded(statement):
