@@ -27,14 +27,19 @@ declare -A provides=(
   [sbsigntool]="cmd:sbsign cmd:sbverify"
   [osslsigncode]="cmd:osslsigncode"
   [chromium]="cmd:chromium"
+  [binutils]="cmd:readelf"
+  [cpio]="cmd:cpio"
+  [libarchive-tools]="cmd:bsdtar"
+  [gcc]="cmd:gcc"
 )
 want=(qemu-system-arm qemu-efi-aarch64 qemu-efi-arm u-boot-qemu)
 # test oracles: sgdisk, fsck.fat, mtools, qemu-img, fdisk -b 4096 (4Kn), dtc (DTB), systemd-repart (foreign images)
 # and libvirt (the libvirt backend's tests boot through a real daemon: scripts/start-libvirt); sbsign signs the
 # Secure Boot probes (vmconform.signing), sbverify and osslsigncode check the signatures independently; headless
-# chromium opens report.html in tests/test_report_browser.py
+# chromium opens report.html in tests/test_report_browser.py; readelf, cpio, bsdtar and gcc are the oracles of the
+# asset builders' tests (ELF reader, newc writer, kernel-module dependencies)
 [ "$mode" = test ] && want+=(gdisk dosfstools mtools qemu-utils fdisk device-tree-compiler systemd libvirt-daemon-system
-  sbsigntool osslsigncode chromium)
+  sbsigntool osslsigncode chromium binutils cpio libarchive-tools gcc)
 
 have() {
   local w

@@ -25,7 +25,7 @@ def test_bash_needed_and_interpreter_match_readelf(arm64_bash_root: Path) -> Non
     assert "libc.so.6" in info.needed and "libtinfo.so.6" in info.needed
     readelf = shutil.which("readelf") or shutil.which("aarch64-linux-gnu-readelf")
     if readelf is None:
-        pytest.skip("readelf is not installed (apt-get install binutils)")
+        pytest.fail("readelf is not installed (apt-get install binutils)", pytrace=False)
     dyn = subprocess.run([readelf, "-dW", str(bash)], capture_output=True, text=True, check=True).stdout
     assert list(info.needed) == re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dyn)
     progs = subprocess.run([readelf, "-lW", str(bash)], capture_output=True, text=True, check=True).stdout
