@@ -12,7 +12,7 @@ from vmconform.assets.debian import Archive, unpack
 
 @pytest.fixture(scope="session")
 def arm64_bash_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """bash:arm64 and its dependency closure from bookworm, unpacked (fails, saying so, if the archive is unreachable)."""
+    """bash:arm64 and its dependency closure from bookworm, unpacked (fails, saying so, without the archive)."""
     try:
         arc = Archive("bookworm", "arm64")
         debs = arc.download(arc.resolve(["bash"]))

@@ -72,7 +72,8 @@ def test_newc_read_back_independently() -> None:
 @pytest.mark.parametrize("tool", ["cpio", "bsdtar"])
 def test_newc_listed_by_archivers(tool: str, tmp_path: Path) -> None:
     if shutil.which(tool) is None:
-        pytest.fail(f"{tool} is not installed (apt-get install {'cpio' if tool == 'cpio' else 'libarchive-tools'})", pytrace=False)
+        package = "cpio" if tool == "cpio" else "libarchive-tools"
+        pytest.fail(f"{tool} is not installed (apt-get install {package})", pytrace=False)
     archive = tmp_path / "a.cpio"
     archive.write_bytes(cpio_bytes(ENTRIES))
     argv = ["cpio", "-itv", "-F", str(archive)] if tool == "cpio" else ["bsdtar", "-tvf", str(archive)]
