@@ -218,13 +218,14 @@ class XenConsole(ConsoleBase):
         return out
 
     def _lines_of(self, text: bytes) -> tuple[list[bytes], bytes]:
-        """EDK2 breaks its Xen console lines after WRAP columns: a piece of exactly WRAP characters is joined
-        with the next; a probe line glued to a firmware prompt starts a line of its own."""
+        """EDK2 breaks its Xen console lines after WRAP columns: a line of whole screen rows (a multiple of WRAP
+        characters, counted with what is already carried, even across reads) is joined with the next piece; a
+        probe line glued to a firmware prompt starts a line of its own."""
         *complete, rest = text.split(b"\n")
         out: list[bytes] = []
         carry = b""
         for piece in complete:
-            if len(piece) == WRAP:
+            if piece and len(carry + piece) % WRAP == 0:  # a whole number of screen rows: the line goes on
                 carry += piece
                 continue
             line, carry = carry + piece, b""
