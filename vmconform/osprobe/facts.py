@@ -11,7 +11,7 @@ have no spaces, lists are comma-separated)::
     OSPCI count=<n> devices=<bdf/vendor:device/class/driver,...>
     OSDEV uart=<driver> console=<active> virtio=<virtioN/id/driver,...> gic=<GICvN from dmesg> irqchip= timer=virt|phys
           clocksource=
-    OSRTC name= driver= epoch0= epoch1=          /sys/class/rtc/rtc0 at the start and the end of /init
+    OSRTC name= driver= epoch0= epoch1=          /sys/class/rtc/rtc0 at the start and the end of /init (not waited for)
     OSTIMER irq= count0= count1= line=           the arch_timer line of /proc/interrupts (summed over CPUs)
     OSHOTPLUG ready pci= hotplug_slots= / OSHOTPLUG seen blk= net= pci= / OSHOTPLUG gone blk= net= pci=
     OSVAR set|get mounted= status= present= data= attrs=

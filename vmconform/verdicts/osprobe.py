@@ -7,7 +7,8 @@
   disk's virtio-pci function bound to its driver).
 - V2-3: PSCI 0.2 or later as the kernel found it, and every secondary CPU brought up (through PSCI CPU_ON).
 - PLAT-5 (V2-8): the kernel runs on the virtual timer and its interrupt (INTID 27) is counted on the CPUs.
-- FW-9: rtc0 is rtc-efi (the UEFI time services, after ExitBootServices), its time is sane and advances.
+- FW-9: rtc0 is rtc-efi (the UEFI time services, after ExitBootServices), its time is near the host's and does not go
+  back (that it advances is timed by the UEFI probe across a Stall).
 - PLAT-6 (V2-9): a virtio-blk and a virtio-net device hot-plugged onto root ports appear in the guest and go.
 - FW-5: a non-volatile variable written at runtime (efivarfs) is there after a power-off, in the guest and in
   the host's store.
