@@ -277,3 +277,19 @@ def test_the_os_probe_on_libvirt_gets_4_vcpus_and_hot_plugs_through_virsh(tmp_pa
     (v,) = vos.hotplug(o, "2.0")
     assert v.status == "pass", v.evidence
     assert "virsh attach-device --live virtio disk" in v.evidence and "left none, none" in v.evidence
+
+
+def test_the_shared_kernel_keeps_the_image_and_the_asked_modules_with_their_dependencies():
+    from vmconform.assets.cache import AssetError
+    from vmconform.assets.kernel import BASE_MODULES, kernel
+    from vmconform.osprobe.assets import MODULES
+
+    k = kernel("aarch64", MODULES)
+    assert k.image.read_bytes()[:2] == b"MZ" and "CONFIG_EFI_STUB=y" in k.config.read_text()
+    assert set(MODULES) <= set(BASE_MODULES) and "virtio_net" in k.modules and "pci_host_generic" in k.builtin()
+    kept = {p.name for p in k.folder.rglob("*.ko")}
+    assert {"virtio_net.ko", "net_failover.ko", "failover.ko"} <= kept and len(kept) < 20  # deps, and only those
+    assert kernel("aarch64").folder == k.folder  # the payloads' call shares the folder
+    with pytest.raises(AssetError, match="no Debian kernel for arch 'x86_64'") as e:
+        kernel("x86_64")
+    assert "\n" not in str(e.value)
