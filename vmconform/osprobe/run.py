@@ -97,7 +97,14 @@ def boot_os(
     arch = parts.arch
     cmdline = parts.cmdline(nonce, mode, acpi=acpi)
     if disk is None:
-        disk = write_os_disk(parts, cmdline, workdir / f"os-{arch}.img", layout)
+        try:
+            disk = write_os_disk(parts, cmdline, workdir / f"os-{arch}.img", layout)
+        except FileNotFoundError:
+            # a build of other inputs (another checkout's version sharing the cache) pruned the folder meanwhile
+            from vmconform.osprobe.assets import parts as current
+
+            parts = current(arch)
+            disk = write_os_disk(parts, cmdline, workdir / f"os-{arch}.img", layout)
     if vars_path is None:
         vars_path = copy_vars_template(firmware, workdir / "vars.fd")
     ends = DEAD_ENDS if acpi or arch != "aarch64" else (*DEAD_ENDS, NO_DTB)
