@@ -293,3 +293,24 @@ def test_the_shared_kernel_keeps_the_image_and_the_asked_modules_with_their_depe
     with pytest.raises(AssetError, match="no Debian kernel for arch 'x86_64'") as e:
         kernel("x86_64")
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.boot
+def test_on_a_secure_boot_firmware_the_os_probe_is_signed_and_unsigned_it_is_refused(tmp_path):
+    """edk2-sb (vmconform's test key in db): the kernel and the UKI are signed with it and Linux runs; the same
+    image unsigned is refused at once (the firmware's own Access Denied line)."""
+    from vmconform.firmware import copy_vars_template
+    from vmconform.runner import boot
+
+    entry = config.load(REPO / "hypervisors.yaml").get("qemu")
+    fw = config.resolve_firmware(entry, "edk2-sb", "aarch64")
+    backend = backend_for(entry)
+    from vmconform.osprobe.assets import parts
+
+    p = parts("aarch64")
+    b = osrun.boot_os(backend, p, fw, "ossigned", tmp_path / "s", tmp_path / "s" / "out", 120, mode="var")
+    assert b.facts.phase("OSVAR", "set") is not None and b.result.exit_status == 0, b.result.describe()
+    disk = osrun.write_os_disk(p, p.cmdline("osunsigned"), tmp_path / "u" / "os.img")  # signed=False
+    r = boot(backend.with_cpus("aarch64", 4), "aarch64", (disk,), fw, "osunsigned", tmp_path / "u" / "out", 120,
+             vars_path=copy_vars_template(fw, tmp_path / "u" / "vars.fd"))  # fmt: skip
+    assert r.stop.reason == "dead-end" and "Access Denied" in r.stop.line, r.describe()

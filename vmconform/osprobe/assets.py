@@ -67,10 +67,14 @@ class OsProbeParts:
         """GRUB (arm)."""
         return self.folder / "grub.efi"
 
-    def boot_files(self, cmdline: str) -> tuple[EspFile, ...]:
-        """The ESP files of a case: the removable-media boot file and what it reads."""
+    def boot_files(self, cmdline: str, *, signed: bool = False) -> tuple[EspFile, ...]:
+        """The ESP files of a case: the removable-media boot file and what it reads. `signed` (a firmware that
+        enforces Secure Boot with vmconform's test key in db): the kernel and the whole image signed with that key
+        (`vmconform.signing`), aarch64 only: GRUB under Secure Boot needs shim, which Debian has not for arm."""
+        if signed and self.arch != "aarch64":
+            raise AssetError(f"the OS probe for {self.arch} boots through GRUB, which needs shim under Secure Boot")
         if self.arch == "aarch64":
-            return (EspFile("EFI/BOOT/BOOTAA64.EFI", self.uki(cmdline)),)
+            return (EspFile("EFI/BOOT/BOOTAA64.EFI", self.uki(cmdline, signed=signed)),)
         cfg = f"set timeout=0\nlinux /EFI/BOOT/vmlinuz {cmdline}\ninitrd /EFI/BOOT/initrd.img\nboot\n"
         return (
             EspFile("EFI/BOOT/BOOTARM.EFI", self.grub.read_bytes()),
@@ -93,20 +97,24 @@ class OsProbeParts:
             words.append(extra)
         return " ".join(words)
 
-    def uki(self, cmdline: str) -> bytes:
-        """The boot file: systemd's stub with `cmdline`, the kernel and the initramfs as PE sections."""
+    def uki(self, cmdline: str, *, signed: bool = False) -> bytes:
+        """The boot file: systemd's stub with `cmdline`, the kernel and the initramfs as PE sections (`signed`:
+        the kernel, which the stub starts with LoadImage, and the whole image signed with the test key)."""
+        from vmconform import signing
         from vmconform.osprobe.uki import unified_kernel_image
 
         osrel = f'ID=vmconform\nNAME="vmconform OS probe"\nVERSION_ID="{self.kernel.package.release}"\n'
-        return unified_kernel_image(
+        linux = self.kernel.image.read_bytes()
+        image = unified_kernel_image(
             self.stub.read_bytes(),
             [
                 (".osrel", osrel.encode()),
                 (".cmdline", cmdline.encode() + b"\0"),
-                (".linux", self.kernel.image.read_bytes()),
+                (".linux", signing.sign(linux) if signed else linux),
                 (".initrd", self.initrd.read_bytes()),
             ],
         )
+        return signing.sign(image) if signed else image
 
 
 def parts(arch: str) -> OsProbeParts:

@@ -66,9 +66,11 @@ class OsBoot:
         return "ACPI" if self.acpi else "DT (acpi=off)"
 
 
-def write_os_disk(parts: OsProbeParts, cmdline: str, path: Path, layout: str = "reference") -> Disk:
+def write_os_disk(
+    parts: OsProbeParts, cmdline: str, path: Path, layout: str = "reference", *, signed: bool = False
+) -> Disk:
     """The layout's disk with the OS probe's boot files (`OsProbeParts.boot_files`) for `cmdline`."""
-    files = parts.boot_files(cmdline)
+    files = parts.boot_files(cmdline, signed=signed)
     spec = LAYOUTS[layout].build(files, f"osprobe:{parts.arch}:{cmdline}", parts.arch)
     path.parent.mkdir(parents=True, exist_ok=True)
     render_disk(plan_disk(spec)).image.save(path)
@@ -96,15 +98,16 @@ def boot_os(
     `disk`: boot this one again, written before with the same nonce, mode and `acpi`)."""
     arch = parts.arch
     cmdline = parts.cmdline(nonce, mode, acpi=acpi)
+    signed = firmware.secure_boot == "test-key"  # a VM that runs only images signed by vmconform's test key
     if disk is None:
         try:
-            disk = write_os_disk(parts, cmdline, workdir / f"os-{arch}.img", layout)
+            disk = write_os_disk(parts, cmdline, workdir / f"os-{arch}.img", layout, signed=signed)
         except FileNotFoundError:
             # a build of other inputs (another checkout's version sharing the cache) pruned the folder meanwhile
             from vmconform.osprobe.assets import parts as current
 
             parts = current(arch)
-            disk = write_os_disk(parts, cmdline, workdir / f"os-{arch}.img", layout)
+            disk = write_os_disk(parts, cmdline, workdir / f"os-{arch}.img", layout, signed=signed)
     if vars_path is None:
         vars_path = copy_vars_template(firmware, workdir / "vars.fd")
     ends = DEAD_ENDS if acpi or arch != "aarch64" else (*DEAD_ENDS, NO_DTB)
