@@ -227,7 +227,7 @@ def test_bad_libvirt_settings_give_one_line(tmp_path, change, expected):
 def test_repository_entry_loads_and_resolves():
     e = config.load(REPO / "hypervisors.yaml").get("libvirt")
     assert e.backend == "libvirt" and e.accel == "tcg" and set(e.arches) == {"aarch64", "arm"}
-    assert e.options["uri"] == "qemu:///system" and list(e.firmwares) == ["edk2", "u-boot"]
+    assert e.options["uri"] == "qemu:///system" and list(e.firmwares) == ["edk2", "u-boot", "edk2-sb", "edk2-ms"]
     assert config.resolve_firmware(e, "edk2", "aarch64").code.name == "AAVMF_CODE.fd"
     assert config.resolve_firmware(e, "u-boot", "aarch64").mapping == "bios"
 
