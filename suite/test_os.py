@@ -23,6 +23,7 @@ from vmconform.verdicts import ERROR, Verdict
 from vmconform.verdicts import osprobe as vos
 
 REFERENCE = pytest.mark.cases(layout="reference", defect="none")
+pytestmark = pytest.mark.os_probe  # not collected where the OS probe cannot run (the run notes why, once)
 
 
 def _cannot_run(os_probe: OsProbe, judge: Judge, clauses: tuple[str, ...]) -> bool:
