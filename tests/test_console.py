@@ -128,3 +128,12 @@ def test_a_flooding_console_stays_bounded_in_memory(tmp_path):
         assert len(con.lines) == con.lines.maxlen and con.lines[-1] == "DONE" and con.lines[-2] == "line 29999"
         assert max(len(ln) for ln in con.lines) <= 64 * 1024
     assert (tmp_path / "console.raw").stat().st_size > 20_000_000
+
+
+def test_u_boot_xenguest_prompt_is_a_dead_end():
+    """Debian's stock xenguest_arm64 U-Boot cannot boot a GPT image and stops at its own prompt."""
+    from vmconform.console import DEAD_ENDS
+
+    hits = [de.meaning for de in DEAD_ENDS if de.partial and de.pattern.search("xenguest# ")]
+    assert hits == ["U-Boot (xenguest) stopped at its command prompt"]
+    assert not [de for de in DEAD_ENDS if de.pattern.search("VMCONFORM n1 BOOT aarch64 path=xenguest# x")]

@@ -71,6 +71,7 @@ DEAD_ENDS: tuple[DeadEnd, ...] = (
     ),
     # U-Boot
     _de(r"^=> ", "U-Boot stopped at its command prompt", partial=True),
+    _de(r"^xenguest# ?$", "U-Boot (xenguest) stopped at its command prompt", partial=True),
     _de(r'"Synchronous Abort" handler|"Error" handler|Resetting CPU \.\.\.', "U-Boot reported a CPU exception"),
 )
 
