@@ -10,12 +10,12 @@ in ``extra`` and sit beside the named fields in JSON.
 from __future__ import annotations
 
 import json
-import os
-import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from vmconform.smallfile import SmallFileError, read_small
 
 __all__ = [
     "MAX_RESULTS_BYTES",
@@ -314,18 +314,10 @@ def load_run(path: Path) -> RunRecord:
     """
     file = path / "results.json" if path.is_dir() else path
     try:
-        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise RecordError(f"{file}: not found; give a run folder under reports/ or its results.json") from None
-    except OSError as e:
-        raise RecordError(f"{file}: cannot open ({e.strerror})") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise RecordError(f"{file}: not a regular file; give a run folder or its results.json")
-        if st.st_size > MAX_RESULTS_BYTES:
-            raise RecordError(f"{file}: {st.st_size} bytes, more than a results.json may be ({MAX_RESULTS_BYTES})")
-        data = f.read(MAX_RESULTS_BYTES + 1)
+        data = read_small(file, MAX_RESULTS_BYTES, "a results.json")
+    except SmallFileError as e:
+        hint = "; give a run folder under reports/ or its results.json" if e.missing else ""
+        raise RecordError(f"{e}{hint}") from None
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:

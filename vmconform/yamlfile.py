@@ -8,12 +8,12 @@ and the key path.
 from __future__ import annotations
 
 import math
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from vmconform.smallfile import SmallFileError, read_small
 
 
 class ConfigError(Exception):
@@ -29,18 +29,10 @@ def read_text(path: Path) -> str:
     """The file's text: a regular file of at most MAX_FILE_BYTES, opened without blocking (a FIFO or a device
     is refused, never read)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found; pass --hypervisors-file PATH or create it") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror}); check the path and its permissions") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"{path}: not a regular file; give the path of a hypervisors.yaml")
-        if st.st_size > MAX_FILE_BYTES:
-            raise ConfigError(f"{path}: {st.st_size} bytes, more than a hypervisors.yaml may be ({MAX_FILE_BYTES})")
-        raw = f.read(MAX_FILE_BYTES + 1)
+        raw = read_small(path, MAX_FILE_BYTES, "a hypervisors.yaml")
+    except SmallFileError as e:
+        missing = f"{path}: file not found; pass --hypervisors-file PATH or create it"
+        raise ConfigError(missing if e.missing else str(e)) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
