@@ -22,9 +22,11 @@ them in RAM (lost at every reset), U-Boot in ``\\ubootefi.var`` on the domU's ow
 from __future__ import annotations
 
 import atexit
+import errno
 import itertools
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -50,8 +52,6 @@ if TYPE_CHECKING:
 HOST_TIMEOUT = 240.0  # seconds for the host VM to boot Xen and dom0 and report ready (TCG, loaded machine)
 REQUEST_TIMEOUT = 120.0  # seconds for one agent command (losetup over 9p, xl create's hotplug scripts)
 WRAP = 80  # EDK2's console width on Xen: it breaks longer lines after this many columns
-DOMU_FIRMWARES = {"edk2": "EDK2 ArmVirtXen (XEN_EFI.fd)", "u-boot-fixed": "U-Boot xenguest_arm64, fixed",
-                  "u-boot-stock": "U-Boot xenguest_arm64, Debian's defconfig"}  # fmt: skip
 
 
 class XenHostError(Exception):
@@ -128,8 +128,8 @@ class HostVM:
 
     def stop(self) -> None:
         """Power the host off (politely when dom0 answers), then kill its process group whatever happened."""
-        if self.proc.returncode is not None:
-            return
+        if self.proc.returncode is not None and not self.dir.exists():
+            return  # stopped already
         if self.alive():
             try:
                 self.channel.request("poweroff", timeout=20)
@@ -142,6 +142,7 @@ class HostVM:
             pass
         self.proc.wait()
         self.channel.close()
+        shutil.rmtree(self.dir, ignore_errors=True)  # its vars copy (64 MiB) and the emptied share
 
 
 class XenConsole(ConsoleBase):
@@ -153,6 +154,7 @@ class XenConsole(ConsoleBase):
         self.vm, self.name = vm, name
         self._queue: deque[Message] = deque()
         self._links: list[Path] = []
+        self._copies: list[tuple[Path, Path]] = []  # (copy in the share, the case's disk) across file systems
         self._loops: list[str] = []
         self._shutdown_code: int | None = None
         self._ended = False
@@ -182,7 +184,14 @@ class XenConsole(ConsoleBase):
         disk = as_disk(req.disks[i])
         link = self.vm.share / f"{self.name}-{i}.img"
         link.unlink(missing_ok=True)
-        os.link(disk.path, link)  # the same inode: what the domU writes is in the case's disk file
+        try:
+            os.link(disk.path, link)  # the same inode: what the domU writes is in the case's disk file
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise XenHostError(f"cannot share {disk.path} with dom0: {e.strerror}") from None
+            # another file system: a sparse copy goes in, and comes back over the case's disk afterwards
+            subprocess.run(["cp", "--sparse=always", str(disk.path), str(link)], check=True)
+            self._copies.append((link, disk.path))
         self._links.append(link)
         msg = self._request("attach", link.name, "ro" if disk.read_only else "rw", str(disk.logical_block_size))
         self._loops.append(msg.args[1])
@@ -258,6 +267,8 @@ class XenConsole(ConsoleBase):
                 self._request("detach", dev)
             except XenHostError:
                 break
+        for copy, disk in self._copies:
+            subprocess.run(["cp", "--sparse=always", str(copy), str(disk)], check=False)
         for link in self._links:
             link.unlink(missing_ok=True)
 
