@@ -88,6 +88,8 @@ def open_run(
     case_patterns: Sequence[str] = (),
 ) -> RunSetup:
     """Everything a run needs, checked before the first boot; SetupError (one line) otherwise."""
+    if timeout is not None:  # an option's mistake is said before anything slow (a backend's pre-flight)
+        check_timeout(timeout, "--boot-timeout")
     try:
         hvfile = cfgmod.load(hypervisors_file)
         entry = hvfile.get(hypervisor)
@@ -114,7 +116,7 @@ def open_run(
             raise SetupError(
                 f"--case {wanted}: no such case for {', '.join(chosen)}; {hint} (a trailing * matches a prefix)"
             )
-    run_timeout = check_timeout(timeout, "--boot-timeout") if timeout is not None else entry.timeout
+    run_timeout = timeout if timeout is not None else entry.timeout
     return RunSetup(hvfile, entry, backend, tuple(chosen), tuple(fwnames), firmwares, spec, run_timeout, notes)
 
 
