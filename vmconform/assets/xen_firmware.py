@@ -10,7 +10,9 @@ A Xen-on-Arm domU's "kernel" is the UEFI firmware that then boots the case's dis
   patches/u-boot-xenguest-stock.fragment (no 10 s autoboot delay, a bootcmd that tries the
   removable-media path), so the report can show what the stock configuration does.
 * ``u-boot-fixed``: the same plus patches/u-boot-xenguest-fixed.fragment (GPT, PSCI power-off/reset)
-  and patches/u-boot-pvblock-efi-devpath.patch (an EFI device path for PV disks).
+  patches/u-boot-pvblock-efi-devpath.patch (an EFI device path for PV disks) and
+  patches/u-boot-xenguest-release-xen-pages.patch (Xen's shared_info and grant-table pages given back at
+  ExitBootServices, so that Linux started through UEFI can map them).
 
 Each is built with Debian's cross compiler (gcc-aarch64-linux-gnu), ``nice -n 10`` and ``-j2``, into a
 cache folder keyed on the source version, the cross compiler's version, our patches and fragments and
@@ -88,7 +90,8 @@ def _inputs(name: FirmwareName) -> tuple[str, tuple[Path, ...]]:
     stock = PATCHES / "u-boot-xenguest-stock.fragment"
     if name == "u-boot-stock":
         return "u-boot", (stock,)
-    return "u-boot", (stock, PATCHES / "u-boot-xenguest-fixed.fragment", PATCHES / "u-boot-pvblock-efi-devpath.patch")
+    fixed = ("u-boot-xenguest-fixed.fragment", "u-boot-pvblock-efi-devpath.patch", "u-boot-xenguest-release-xen-pages.patch")
+    return "u-boot", (stock, *(PATCHES / f for f in fixed))
 
 
 def _cross_version() -> str:
