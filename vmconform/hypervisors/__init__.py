@@ -13,6 +13,7 @@ callers to guess:
 - :attr:`Backend.power_cycle`: how a power cycle happens (FW-4);
 - :meth:`Backend.variable_store`: what kind of variable store a VM gets, and how the host reads it;
 - :meth:`Backend.with_cpus`: the same VM with N vCPUs (the OS probe's ``-smp 4``);
+- :meth:`Backend.linux_console`: the Linux console device the VM's console is on (the OS probe's ``console=``);
 - :meth:`Backend.hotplug` (optional): a VM with hot-plug ports and a :class:`HotplugControl` to add and remove
   block and network devices while it runs (PLAT-6 / V2-9); `HotplugUnsupported` when the backend has none.
 
@@ -183,6 +184,10 @@ class Backend(ABC):
         smp = ("-smp", f"cpus={cpus},sockets={cpus},cores=1,threads=1")
         variant = dataclasses.replace(s, extra_args=(*s.extra_args, *smp))
         return type(self)(dataclasses.replace(self.entry, arches={**self.entry.arches, arch: variant}))
+
+    def linux_console(self, arch: str) -> str:
+        """The device Linux writes its console to on this VM's console: the PL011 of QEMU's virt machine."""
+        return "ttyAMA0"
 
     def hotplug(self, arch: str, ports: int, control: Path) -> tuple[Backend, HotplugControl]:
         """A variant whose VMs get `ports` hot-plug ports (0: none, the negative control) and a control channel in

@@ -22,6 +22,7 @@ them in RAM (lost at every reset), U-Boot in ``\\ubootefi.var`` on the domU's ow
 from __future__ import annotations
 
 import atexit
+import copy as _copy
 import errno
 import itertools
 import os
@@ -34,6 +35,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -279,6 +281,14 @@ def _b64(text: str) -> str:
     return b64(text)
 
 
+@dataclass
+class _Host:
+    """The host build and its running VM, shared by a backend and its `XenBackend.with_cpus` variants."""
+
+    build: XenHost | None = None
+    vm: HostVM | None = None
+
+
 class XenBackend(Backend):
     """Cases as domUs of a nested Xen host (one host VM per process, started on first use)."""
 
@@ -287,8 +297,17 @@ class XenBackend(Backend):
 
     def __init__(self, entry: HypervisorEntry) -> None:
         super().__init__(entry)
-        self._vm: HostVM | None = None
-        self._build: XenHost | None = None
+        self._host = _Host()
+        self._cpus = 1
+
+    def with_cpus(self, arch: str, cpus: int) -> Backend:
+        """The same host (one per process, shared by every variant), domUs with `cpus` vCPUs (xl's ``vcpus``)."""
+        variant = _copy.copy(self)
+        variant._cpus = cpus
+        return variant
+
+    def linux_console(self, arch: str) -> str:
+        return "hvc0"  # a domU's console is Xen's PV console; it has no UART unless the config asks for a vuart
 
     def preflight(self) -> None:
         from vmconform.config import ConfigError
@@ -307,19 +326,19 @@ class XenBackend(Backend):
         from vmconform.assets.xen import host
         from vmconform.config import ConfigError
 
-        if self._build is not None:
-            return self._build
+        if self._host.build is not None:
+            return self._host.build
         try:
-            self._build = host()[0]
-            return self._build
+            self._host.build = host()[0]
+            return self._host.build
         except AssetError as e:
             raise ConfigError(f"hypervisor {self.entry.name}: the Xen host cannot be built: {e}") from None
 
     def _host_vm(self, tag: str) -> HostVM:
-        if self._vm is None or not self._vm.alive():
+        if self._host.vm is None or not self._host.vm.alive():
             run = tag.rsplit("/", 1)[0] if "/" in tag else tag
-            self._vm = HostVM(self.xen_host(), f"{run}/xen-host-{os.getpid()}")
-        return self._vm
+            self._host.vm = HostVM(self.xen_host(), f"{run}/xen-host-{os.getpid()}")
+        return self._host.vm
 
     def describe(self) -> str:
         build = self.xen_host()
@@ -331,7 +350,7 @@ class XenBackend(Backend):
     def domu_config(self, req: BootRequest, name: str, kernel: str) -> str:
         s = self.entry.arches[req.arch]
         return (
-            f'name="{name}"\nkernel="{kernel}"\nmemory={memory_bytes(s.memory) >> 20}\nvcpus=1\n'
+            f'name="{name}"\nkernel="{kernel}"\nmemory={memory_bytes(s.memory) >> 20}\nvcpus={self._cpus}\n'
             f"disk=[@DISKS@]\nvif=[]\n"
             f'on_poweroff="destroy"\non_reboot="restart"\non_crash="destroy"\n'
         )
@@ -355,7 +374,7 @@ class XenBackend(Backend):
         return XenConsole(vm, req, config, name, echo)
 
     def shape(self, arch: str) -> VmShape:
-        return VmShape(1, memory_bytes(self.entry.arches[arch].memory))
+        return VmShape(self._cpus, memory_bytes(self.entry.arches[arch].memory))
 
     def variable_store(self, firmware: Firmware) -> VariableStore:
         if firmware.xen_domu == "edk2":
@@ -364,9 +383,9 @@ class XenBackend(Backend):
         return VariableStore(StoreKind.ESP_FILE, "\\ubootefi.var on the domU's own ESP (inside the image)", False)
 
     def close(self) -> None:
-        if self._vm is not None:
-            self._vm.stop()
-            self._vm = None
+        if self._host.vm is not None:
+            self._host.vm.stop()
+            self._host.vm = None
 
 
 def _failed(req: BootRequest, why: str, echo: Callable[[bytes], None] | None) -> ConsoleBase:

@@ -83,12 +83,13 @@ class OsProbeParts:
             EspFile("EFI/BOOT/initrd.img", self.initrd.read_bytes()),
         )
 
-    def cmdline(self, nonce: str, mode: str = "facts", *, acpi: bool = True, extra: str = "") -> str:
-        """The kernel command line of a case: console, the probe's nonce and mode, ``acpi=off`` for a DT boot.
+    def cmdline(self, nonce: str, mode: str = "facts", *, acpi: bool = True, extra: str = "", console: str = "") -> str:
+        """The kernel command line of a case: console (`console`: the VM's, e.g. hvc0 on Xen; default the PL011),
+        the probe's nonce and mode, ``acpi=off`` for a DT boot.
 
         ``cryptomgr.notests security=none audit=0 mitigations=off`` skip work that tells nothing about the VM
         (crypto self-tests, the LSM, audit, speculation work-arounds): about 0.5 s of kernel boot under TCG."""
-        words = [f"console={CONSOLES[self.arch]}", "panic=-1", "loglevel=4", "printk.time=1", "rdinit=/init",
+        words = [f"console={console or CONSOLES[self.arch]}", "panic=-1", "loglevel=4", "printk.time=1", "rdinit=/init",
                  "cryptomgr.notests", "security=none", "audit=0", "mitigations=off",
                  f"vmconform.nonce={nonce}", f"vmconform.mode={mode}"]  # fmt: skip
         if not acpi and self.arch == "aarch64":

@@ -97,7 +97,7 @@ def boot_os(
     """One boot of the OS probe with `OS_CPUS` vCPUs (the disk goes to `workdir`, the transcript to `out_dir`;
     `disk`: boot this one again, written before with the same nonce, mode and `acpi`)."""
     arch = parts.arch
-    cmdline = parts.cmdline(nonce, mode, acpi=acpi)
+    cmdline = parts.cmdline(nonce, mode, acpi=acpi, console=backend.linux_console(arch))
     signed = firmware.secure_boot == "test-key"  # a VM that runs only images signed by vmconform's test key
     if disk is None:
         try:
