@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from vmconform import cases, cli, config
-from vmconform.cases import BOOTS, EITHER, FALLS_THROUGH, OUTCOMES, RECOVERS
+from vmconform import case_catalogue, cases, cli, config, outcomes
 from vmconform.check import CHECKS
 from vmconform.hypervisors import BootRequest, Disk, backend_for
 from vmconform.image.defects import DEFECTS
 from vmconform.image.layouts import LAYOUTS
+from vmconform.outcomes import BOOTS, EITHER, FALLS_THROUGH, OUTCOMES, RECOVERS
 
 REPO = Path(__file__).resolve().parent.parent
 CATALOGUE = cases.catalogue()
@@ -36,8 +36,8 @@ def test_each_case_is_complete_data(entry: cases.Case) -> None:
     assert entry.sector_size == LAYOUTS[entry.layout].sector_size
     if entry.defect == "none":
         assert entry.fails == () and entry.expect == BOOTS
-    assert entry.edk2_evidence == cases.EDK2_OBSERVED_BY_ARCH[entry.arch]  # test_matrix_boot.py boots each one
-    assert cases.conforms(entry, entry.edk2) or entry.defect == "gpt-primary-crc-ro"
+    assert entry.edk2_evidence == case_catalogue.EDK2_OBSERVED_BY_ARCH[entry.arch]  # test_matrix_boot.py boots each one
+    assert outcomes.conforms(entry, entry.edk2) or entry.defect == "gpt-primary-crc-ro"
 
 
 def test_expectations_follow_the_spec_where_it_is_explicit() -> None:
@@ -49,7 +49,7 @@ def test_expectations_follow_the_spec_where_it_is_explicit() -> None:
         assert by[("reference", defect)].expect == RECOVERS and by[("reference", defect)].writes_disk
     assert by[("reference", "fat-chain-loop")].expect == EITHER
     ro = by[("reference", "gpt-primary-crc-ro")]
-    assert ro.read_only and ro.expect == BOOTS and ro.edk2 == FALLS_THROUGH and not cases.conforms(ro, ro.edk2)
+    assert ro.read_only and ro.expect == BOOTS and ro.edk2 == FALLS_THROUGH and not outcomes.conforms(ro, ro.edk2)
 
 
 def test_an_arch_without_a_probe_has_cases_that_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,23 +80,23 @@ def test_gpt_changes_names_what_the_firmware_rewrote(tmp_path: Path) -> None:
     case = cases.find("aarch64", "reference", "gpt-primary-crc")
     image = cases.build_image(case, "n")
     path = cases.write_image(case, "n", tmp_path / "d.img")
-    assert cases.gpt_changes(image, path) == ()
+    assert outcomes.gpt_changes(image, path) == ()
     repaired = cases.build_image(cases.find("aarch64"), "n").read(512, 512)  # what a repair writes: a valid header
     with path.open("r+b") as f:
         f.seek(512)
         f.write(repaired)
-    assert cases.gpt_changes(image, path) == ("primary header",)
+    assert outcomes.gpt_changes(image, path) == ("primary header",)
 
 
 def test_observed_outcomes() -> None:
-    seen = cases.observed_outcome
+    seen = outcomes.observed_outcome
     assert seen("a", "b", ("a",), ()) == BOOTS and seen("a", "b", ("a",), ("primary header",)) == RECOVERS
     assert seen("a", "b", ("b",), ()) == FALLS_THROUGH and seen("a", None, (), ()) == "no-probe"
     assert seen("a", "b", ("c",), ()) == "wrong-probe"
     either = cases.find("aarch64", "reference", "fat-chain-loop")
-    assert all(cases.conforms(either, o) for o in (BOOTS, RECOVERS, FALLS_THROUGH))
-    assert not cases.conforms(either, "no-probe")
-    assert not cases.conforms(cases.find("aarch64"), RECOVERS)  # a valid image must not be rewritten
+    assert all(outcomes.conforms(either, o) for o in (BOOTS, RECOVERS, FALLS_THROUGH))
+    assert not outcomes.conforms(either, "no-probe")
+    assert not outcomes.conforms(cases.find("aarch64"), RECOVERS)  # a valid image must not be rewritten
 
 
 def test_qemu_command_carries_block_size_and_read_only(tmp_path: Path) -> None:

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from vmconform import cases, config, runner
-from vmconform.cases import FALLS_THROUGH, RECOVERS, Case
+from vmconform import cases, config, outcomes, runner
+from vmconform.cases import Case
 from vmconform.check import FAIL, PASS, MemorySource, check_image, check_source
 from vmconform.hypervisors import Disk, backend_for
 from vmconform.image import DiskSpec, EspFile, build_disk
+from vmconform.outcomes import FALLS_THROUGH, RECOVERS
 from vmconform.probe import build_probe
 
 pytestmark = pytest.mark.boot
@@ -47,9 +48,9 @@ def _outcome(
     case: Case, result: runner.BootResult, nonce: str, fb_nonce: str, disk: Path
 ) -> tuple[str, tuple[str, ...]]:
     built = cases.build_image(case, nonce)
-    changes = cases.gpt_changes(built, disk, case.sector_size)
+    changes = outcomes.gpt_changes(built, disk, case.sector_size)
     seen = tuple(dict.fromkeys(line.nonce for line in result.lines))
-    return cases.observed_outcome(nonce, fb_nonce, seen, changes), changes
+    return outcomes.observed_outcome(nonce, fb_nonce, seen, changes), changes
 
 
 @pytest.mark.parametrize("entry", cases.catalogue(), ids=lambda c: c.name)
@@ -80,7 +81,7 @@ def test_corrupt_primary_gpt_is_rewritten_from_the_backup(qemu: dict, tmp_path: 
     result.expect("END")
     after = disk.path.read_bytes()
     assert after[512:1024] != before and after[512:520] == b"EFI PART"
-    assert cases.gpt_changes(cases.build_image(case, "repairme"), disk.path) == ("primary header",)
+    assert outcomes.gpt_changes(cases.build_image(case, "repairme"), disk.path) == ("primary header",)
     assert check_source(MemorySource(after), "after").verdict("gpt.primary") == PASS
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vmconform import cases as casemod
+from vmconform import outcomes
 from vmconform.firmware import Firmware, copy_vars_template
 from vmconform.hypervisors import Backend
 from vmconform.runner import BootResult, boot
@@ -106,6 +107,6 @@ def run_case(
     result = boot(backend, case.arch, disks, firmware, expect_nonce, out_dir, timeout, vars_path=vars_copy, tag=tag,
                   echo=echo, dead_ends=dead_ends)  # fmt: skip
     seen = tuple(dict.fromkeys(line.nonce for line in result.lines))
-    changed = casemod.gpt_changes(casemod.build_image(case, nonce, probe), disks[0].path, case.sector_size)
-    observed = casemod.observed_outcome(nonce, fb_nonce, seen, changed)
+    changed = outcomes.gpt_changes(casemod.build_image(case, nonce, probe), disks[0].path, case.sector_size)
+    observed = outcomes.observed_outcome(nonce, fb_nonce, seen, changed)
     return CaseRun(case, result, nonce, fb_nonce, observed, changed, disks, mode, tuple(facts), gic_version, variant)

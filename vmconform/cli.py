@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from vmconform import case_manifest
 from vmconform import cases as casemod
 from vmconform.enums import Arch
 from vmconform.probe.contract import FACTS, MODES
@@ -231,7 +232,7 @@ def _cmd_gen(args: argparse.Namespace) -> int:
         print(assembled.listing_text(), end="")
         return 0
     if args.list:
-        print(casemod.catalogue_json() if args.json else casemod.catalogue_table(), end="")
+        print(case_manifest.catalogue_json() if args.json else case_manifest.catalogue_table(), end="")
         return 0
     if args.json:
         raise CliError("--json goes with --list (vmconform gen --list --json)")
@@ -243,7 +244,7 @@ def _cmd_gen(args: argparse.Namespace) -> int:
         if args.signed:
             raise CliError("--signed signs the probe of one image; drop --all")
         try:
-            written, skipped = casemod.write_matrix(args.output)
+            written, skipped = case_manifest.write_matrix(args.output)
         except OSError as e:
             raise CliError(f"{args.output}: cannot write ({e.strerror})") from None
         note = f"; skipped {len(skipped)} cases without a probe ({', '.join(sorted({c.arch for c in skipped}))})"

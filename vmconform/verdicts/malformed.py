@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vmconform import cases
+from vmconform import outcomes
 from vmconform.cases import Case
 from vmconform.runner import BootResult
 from vmconform.verdicts import FAIL, PASS, Verdict, _boot_failure, short
@@ -17,21 +17,21 @@ def malformed_image(
 ) -> list[Verdict]:
     """Verdicts from booting a malformed image: the firmware must reach an outcome UEFI allows, never hang."""
     allowed = {
-        cases.BOOTS: "boot from it",
-        cases.RECOVERS: "boot from it (repairing the GPT from its intact copy)",
-        cases.FALLS_THROUGH: "skip it and boot the next option",
-        cases.EITHER: "boot from it or skip it",
+        outcomes.BOOTS: "boot from it",
+        outcomes.RECOVERS: "boot from it (repairing the GPT from its intact copy)",
+        outcomes.FALLS_THROUGH: "skip it and boot the next option",
+        outcomes.EITHER: "boot from it or skip it",
     }[case.expect]
     what = {
-        cases.BOOTS: "it booted from the image",
-        cases.RECOVERS: f"it booted from the image and rewrote {', '.join(gpt_changed)}",
-        cases.FALLS_THROUGH: "it skipped the image and booted the fallback disk",
+        outcomes.BOOTS: "it booted from the image",
+        outcomes.RECOVERS: f"it booted from the image and rewrote {', '.join(gpt_changed)}",
+        outcomes.FALLS_THROUGH: "it skipped the image and booted the fallback disk",
         "wrong-probe": "a probe of neither this case nor its fallback ran",
     }
     if observed in what:
         evidence = f"UEFI: the firmware must {allowed}; {what[observed]}"
         evidence += f" ({short(result.lines[0].raw)})" if result.lines else ""
-        status: str = PASS if cases.conforms(case, observed) else FAIL
+        status: str = PASS if outcomes.conforms(case, observed) else FAIL
     else:  # no probe ran at all
         status, why = _boot_failure(result)
         evidence = f"UEFI: the firmware must {allowed}; instead {why}"
