@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vmconform.image import DataPartition, DiskSpec, EspFile, EspPartition, FatVolumeSpec, build_disk
-from vmconform.image.fat import lfn_checksum, name_records, short_name
+from vmconform.image.fat_entries import lfn_checksum, name_records, short_name
 
 from ._oracles import (
     Bpb,

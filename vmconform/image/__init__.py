@@ -20,7 +20,8 @@ from vmconform.image.disk import (
     plan_disk,
     render_disk,
 )
-from vmconform.image.fat import EspFile, Fat32Volume, FatGeometry, FatVolume, FatVolumeSpec
+from vmconform.image.fat import EspFile, Fat32Volume, FatVolume, FatVolumeSpec
+from vmconform.image.fat_geometry import FatGeometry
 from vmconform.image.guid import ESP_TYPE_GUID, Guid
 from vmconform.image.sparse import SparseImage
 

@@ -27,12 +27,8 @@ from vmconform.image.disk import (
     Partition,
     PlacedPartition,
 )
-from vmconform.image.fat import (
-    ATTR_DIRECTORY,
-    DirectoryEntry,
-    FatTimestamp,
-    FatVolume,
-)
+from vmconform.image.fat import FatVolume
+from vmconform.image.fat_entries import ATTR_DIRECTORY, DirectoryEntry, FatTimestamp
 from vmconform.image.gpt import ATTR_NO_BLOCK_IO_PROTOCOL, GptPartitionEntry
 from vmconform.image.guid import ESP_TYPE_GUID, guid_from_seed
 from vmconform.image.mbr import GPT_PROTECTIVE_OS_TYPE, MbrPartitionRecord, ProtectiveMbr, lba_to_chs

@@ -13,15 +13,9 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
-from vmconform.image.fat import (
-    EspFile,
-    FatGeometry,
-    FatTimestamp,
-    FatVolume,
-    FatVolumeSpec,
-    plan_fat,
-    write_fat,
-)
+from vmconform.image.fat import EspFile, FatVolume, FatVolumeSpec, write_fat
+from vmconform.image.fat_entries import FatTimestamp
+from vmconform.image.fat_geometry import FatGeometry, plan_fat
 from vmconform.image.gpt import (
     GPT_DEFAULT_ENTRIES,
     GPT_ENTRY_SIZE,
