@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vmconform.probe import a64
+from vmconform.probe import a64_branch, a64_dataproc, a64_operands
 from vmconform.probe.asm import Addr, Assembler, Rel
 from vmconform.probe.program import (
     AddrOf,
@@ -36,10 +36,10 @@ from vmconform.probe.uefi import RUNTIME_SERVICES, SIMPLE_TEXT_OUTPUT_PROTOCOL, 
 def test_two_pass_labels_alignment_and_data() -> None:
     asm = Assembler(origin=0x1000)
     asm.label("start")
-    asm.insn(a64.b, Rel("end"))  # forward reference
-    asm.insn(a64.adr, a64.X[0], Rel("msg"))
+    asm.insn(a64_branch.b, Rel("end"))  # forward reference
+    asm.insn(a64_dataproc.adr, a64_operands.X[0], Rel("msg"))
     asm.label("back")
-    asm.insn(a64.b, Rel("back"))  # backward reference (to itself)
+    asm.insn(a64_branch.b, Rel("back"))  # backward reference (to itself)
     asm.data(b"\x01", "one byte")
     asm.align(8)
     asm.label("msg")
@@ -49,9 +49,9 @@ def test_two_pass_labels_alignment_and_data() -> None:
     asm.insn(lambda target: target.to_bytes(4, "little"), Addr("msg"))
     out = asm.assemble()
     assert dict(out.labels) == {"start": 0x1000, "back": 0x1008, "msg": 0x1010, "end": 0x1014}
-    assert out.code[0:4] == a64.b(0x14).to_bytes(4, "little")
-    assert out.code[4:8] == a64.adr(a64.X[0], 0xC).to_bytes(4, "little")
-    assert out.code[8:12] == a64.b(0).to_bytes(4, "little")
+    assert out.code[0:4] == a64_branch.b(0x14).to_bytes(4, "little")
+    assert out.code[4:8] == a64_dataproc.adr(a64_operands.X[0], 0xC).to_bytes(4, "little")
+    assert out.code[8:12] == a64_branch.b(0).to_bytes(4, "little")
     assert out.code[12:16] == b"\x01\0\0\0"
     assert out.code[16:20] == b"hi\xee\xee"
     assert out.code[20:24] == (0x1010).to_bytes(4, "little")
@@ -80,7 +80,7 @@ def test_assembler_errors() -> None:
         asm.label("a")
     with pytest.raises(ValueError, match="power of two"):
         asm.align(3)
-    asm.insn(a64.b, Rel("nowhere"))
+    asm.insn(a64_branch.b, Rel("nowhere"))
     with pytest.raises(ValueError, match="undefined label"):
         asm.assemble()
     asm = Assembler()
