@@ -10,7 +10,6 @@ asserted here (bench/fuzz_check.py prints it).
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 import subprocess
 import sys
@@ -19,7 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import hostile_fat as hf
+import pefile
 import pytest
+from host_tools import requires
 
 from vmconform import cli
 from vmconform.check import ERROR, FAIL, PASS, check_image, check_source
@@ -275,7 +276,7 @@ def test_budget_error_reads_as_incomplete_on_the_terminal(tmp_path: Path, capsys
 # --- the builders make what other tools accept ---------------------------------------------------------
 
 
-@pytest.mark.skipif(not (shutil.which("fsck.fat") and shutil.which("sgdisk")), reason="needs fsck.fat and sgdisk")
+@requires("fsck.fat", "sgdisk")
 def test_builder_disk_passes_fsck_fat_and_sgdisk(tmp_path: Path) -> None:
     img, _layout = hf.esp_disk()
     path = img.save(tmp_path / "built.img")
@@ -394,7 +395,6 @@ def test_pe_headers_edk2_rejects_fail_img5(fields: dict[str, int], row: str, say
 
 
 def test_the_builders_pe_passes_and_pefile_agrees() -> None:
-    pefile = pytest.importorskip("pefile")
     pe = pefile.PE(data=hf.pe_image())
     assert pe.OPTIONAL_HEADER.Subsystem == 10 and pe.FILE_HEADER.Machine == 0xAA64
     img, _layout = hf.esp_disk()

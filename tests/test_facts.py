@@ -14,6 +14,7 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
+from host_tools import require
 
 from vmconform.facts import EfiStatus, EfiTime, FactError, ProbeFacts, TablesFact
 from vmconform.facts import acpi as acpimod
@@ -171,10 +172,10 @@ def test_fdt_from_real_boots() -> None:
 
 
 def test_fdt_matches_qemu_and_dtc(tmp_path: Path) -> None:
-    """QEMU's own DTB (dumpdtb, no boot) decodes to the node set `dtc` sees (dtc is the oracle when installed)."""
-    qemu = shutil.which("qemu-system-aarch64")
-    if qemu is None:
-        pytest.skip("qemu-system-aarch64 not installed")
+    """QEMU's own DTB (dumpdtb, no boot) decodes to the node set `dtc` sees (dtc is the oracle)."""
+    require("qemu-system-aarch64", "dtc")
+    qemu, dtc = shutil.which("qemu-system-aarch64"), shutil.which("dtc")
+    assert qemu is not None and dtc is not None
     out = tmp_path / "virt.dtb"
     subprocess.run([qemu, "-machine", f"virt,dumpdtb={out}", "-cpu", "cortex-a57", "-smp", "2", "-nodefaults",
                     "-display", "none"], check=True, capture_output=True, timeout=60)  # fmt: skip
@@ -182,9 +183,6 @@ def test_fdt_matches_qemu_and_dtc(tmp_path: Path) -> None:
     paths = [p for p, _ in tree.root.walk()]
     assert {"/cpus/cpu@0", "/cpus/cpu@1", "/psci", "/timer", "/chosen"} <= set(paths)
     assert tree.find("/cpus/cpu@1").string("device_type") == "cpu"  # type: ignore[union-attr]
-    dtc = shutil.which("dtc")
-    if dtc is None:
-        return
     dts = subprocess.run([dtc, "-I", "dtb", "-O", "dts", str(out)], check=True, capture_output=True, text=True,
                          timeout=60).stdout  # fmt: skip
     names = [line.strip().split(" {")[0].split(": ")[-1] for line in dts.splitlines() if line.rstrip().endswith("{")]

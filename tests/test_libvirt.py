@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from host_tools import require
 from run_records import read_results
 
 from vmconform import cases, config, reaper, runner
@@ -146,8 +147,7 @@ def test_domain_names_are_unique_per_boot_and_stable(tmp_path):
 
 
 def test_command_starts_a_transient_paused_domain_with_its_console(tmp_path):
-    if shutil.which("virsh") is None:
-        pytest.skip("virsh not installed")
+    require("virsh")
     req = request(tmp_path)
     argv = backend_for(entry(tmp_path)).command(req)
     assert argv[1:] == ["-c", "qemu:///system", "create", "--paused", "--console", "--autodestroy",

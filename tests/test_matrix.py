@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from host_tools import AAVMF_CODE, require
 
 from vmconform import case_catalogue, cases, cli, config, outcomes
 from vmconform.check import CHECKS
@@ -104,7 +105,8 @@ def test_qemu_command_carries_block_size_and_read_only(tmp_path: Path) -> None:
     try:
         fw = config.resolve_firmware(entry, "edk2", "aarch64")
     except config.ConfigError as e:
-        pytest.skip(str(e))
+        require("qemu-system-aarch64", AAVMF_CODE)
+        pytest.fail(str(e), pytrace=False)
     disks = (Disk(tmp_path / "a.img", 4096), Disk(tmp_path / "b.img", read_only=True), tmp_path / "c.img")
     argv = backend_for(entry).command(BootRequest("aarch64", disks, fw, tmp_path, None))
     drives = [a for a in argv if a.startswith("if=none")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from host_tools import AAVMF32_CODE, AAVMF_CODE, require
 
 from vmconform import cases, config, outcomes, runner
 from vmconform.cases import Case
@@ -39,7 +40,8 @@ def qemu() -> dict[str, tuple[object, object]]:
 
 def _boot(qemu: dict, arch: str, disks: tuple[Disk, ...], workdir: Path) -> runner.BootResult:  # type: ignore[type-arg]
     if arch not in qemu:
-        pytest.skip(f"no QEMU/firmware for {arch} here")
+        require(*(("qemu-system-aarch64", AAVMF_CODE) if arch == "aarch64" else ("qemu-system-arm", AAVMF32_CODE)))
+        pytest.fail(f"QEMU and its EDK2 firmware are installed, yet the qemu entry cannot boot {arch}", pytrace=False)
     backend, fw = qemu[arch]
     return runner.boot(backend, arch, disks, fw, None, workdir, TIMEOUT)  # type: ignore[arg-type]
 
@@ -55,8 +57,6 @@ def _outcome(
 
 @pytest.mark.parametrize("entry", cases.catalogue(), ids=lambda c: c.name)
 def test_case_boots_as_catalogued(entry: Case, qemu: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
-    if not cases.has_probe(entry.arch):
-        pytest.skip(f"no {entry.arch} probe")
     nonce, fb_nonce = cases.new_nonce(), cases.new_nonce()
     disks = cases.write_disks(entry, nonce, tmp_path / "disks", fallback_nonce=fb_nonce)
     assert len(disks) == (2 if entry.needs_fallback else 1)

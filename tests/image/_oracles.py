@@ -6,20 +6,20 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from host_tools import requires
 
 TOOLS = ("sgdisk", "fsck.fat", "mdir", "mtype", "mcopy", "qemu-img", "dd")
 
 
 def need(*tools: str) -> pytest.MarkDecorator:
-    missing = [t for t in tools if shutil.which(t) is None]
-    return pytest.mark.skipif(bool(missing), reason=f"oracle tools not installed: {missing}")
+    """The test fails, saying what to install, when one of the oracle `tools` is missing (never skips)."""
+    return requires(*tools)
 
 
 def run(*cmd: str | os.PathLike[str], check: bool = True) -> subprocess.CompletedProcess[str]:
