@@ -2,13 +2,50 @@
 # scripts/setup.sh MODE -- install what vmconform needs, only what is missing, then return.
 #   MODE=suite: QEMU + the distribution's UEFI firmware, and a venv with vmconform
 #   MODE=test : the same, plus the independent oracles the project's tests use (sgdisk, fsck.fat,
-#               mtools, qemu-img) and the Python test packages (capstone, pefile, unicorn, ...)
+#               mtools, qemu-img) and the Python test packages (capstone, pefile, unicorn, ...), then fills
+#               the asset cache: three jobs at once, each only when its part is missing or stale --
+#                 xen      the nested Xen host and its domU firmwares (CPU-bound: builds, niced)
+#                 releases the firmware and QEMU releases (scripts/fetch-releases; downloads)
+#                 prefetch Debian's kernels, the OS probe's parts and the boot-loader payloads
+#                          (scripts/prefetch_assets.py; downloads)
+#               each logging to <cache>/logs/setup/JOB.log; a failed job fails the set-up (its log's tail shown)
+#   test --no-cache : packages and venv only (scripts/run-tests starts the cache jobs itself, beside ruff/mypy)
+#   cache JOB       : run one cache job in the foreground
 # Debian packages are installed with apt-get when running as root; otherwise it says what is missing.
-# The venv is .venv/ in the repository root.
+# The venv is .venv/ in the repository root; the cache is ${VMCONFORM_CACHE:-${XDG_CACHE_HOME:-~/.cache}/vmconform}.
 set -euo pipefail
 mode=${1:-suite}
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=$top/.venv
 say() { printf 'setup: %s\n' "$*" >&2; }
+
+# one cache job, in the foreground; a no-op when its part of the cache is complete and current
+cache_job() {
+  case $1 in
+    xen)
+      if "$venv/bin/python" -m vmconform.assets status xen >/dev/null 2>&1; then echo "xen: cached and current"; return 0; fi
+      echo "building the Xen host and its domU firmwares (a few minutes, once)"
+      "$venv/bin/python" -m vmconform.assets build xen ;;
+    releases)
+      if "$top/scripts/fetch-releases" --check >/dev/null 2>&1; then echo "releases: cached and current"; return 0; fi
+      echo "fetching the firmware and QEMU releases (scripts/fetch-releases)"
+      "$top/scripts/fetch-releases" ;;
+    prefetch)
+      "$venv/bin/python" "$top/scripts/prefetch_assets.py" ;;
+    *) say "unknown cache job '$1': give xen, releases or prefetch"; return 2 ;;
+  esac
+}
+if [ "$mode" = cache ]; then
+  [ -x "$venv/bin/python" ] || { say "no $venv: run scripts/setup.sh test first"; exit 1; }
+  cache_job "${2:-}"
+  exit
+fi
+case $mode in
+  suite | test) ;;
+  *) say "unknown mode '$mode': give suite, test [--no-cache] or cache JOB"; exit 2 ;;
+esac
+fill_cache=yes
+[ "${2:-}" = --no-cache ] && fill_cache=no
 
 # package -> a file or command that shows it is installed
 declare -A provides=(
@@ -78,7 +115,6 @@ if ! py_ok; then
   exit 1
 fi
 
-venv=$top/.venv
 extra=""; [ "$mode" = test ] && extra="[test]"
 stamp=$venv/.vmconform-installed-$mode
 want_stamp=$(sha256sum "$top/pyproject.toml" | cut -d' ' -f1)
@@ -91,10 +127,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want_stamp" ]; then
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$top$extra"
   echo "$want_stamp" >"$stamp"
 fi
-# the nested Xen host and its domU firmwares (tests/assets), built into the asset cache only when missing or stale
-if [ "$mode" = test ] && ! "$venv/bin/python" -m vmconform.assets status xen >/dev/null 2>&1; then say "building the Xen assets (a few minutes, once)"; "$venv/bin/python" -m vmconform.assets build xen >&2 || say "the Xen assets did not build (above); tests/assets/test_xen_boot.py tries again or skips"; fi
-# the EDK2, U-Boot and QEMU releases of shared/notes/releases.md (cross-release tests), fetched only when missing
-if [ "$mode" = test ] && ! "$top/scripts/fetch-releases" --check >/dev/null 2>&1; then
-  say "fetching the firmware and QEMU releases (scripts/fetch-releases)"
-  "$top/scripts/fetch-releases" >&2 || say "the releases were not fetched (above); run scripts/fetch-releases again"
+# the asset cache (see the top): the three jobs at once, the CPU-bound build beside the two downloads
+if [ "$mode" = test ] && [ "$fill_cache" = yes ]; then
+  bg_logs=${VMCONFORM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vmconform}/logs/setup
+  # shellcheck source=scripts/bg.sh
+  . "$top/scripts/bg.sh"
+  trap bg_stop EXIT
+  for job in xen releases prefetch; do bg_start "$job" "$top/scripts/setup.sh" cache "$job"; done
+  failed=()
+  for job in xen releases prefetch; do bg_wait "$job" || failed+=("$job"); done
+  if [ ${#failed[@]} -gt 0 ]; then
+    say "the asset cache is incomplete: ${failed[*]} failed (above); run scripts/setup.sh test again"
+    exit 1
+  fi
 fi
