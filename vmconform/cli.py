@@ -1,5 +1,8 @@
 """``vmconform``: generate reference disk images and boot any disk image on a configured hypervisor.
 
+The parser and the dispatch, with ``check`` and ``report``; ``gen`` is in `cli_gen`, ``boot`` in `cli_boot`,
+``compare``, ``history`` and ``report merge`` in `cli_runs`.
+
 Errors are one line on stderr (``vmconform: error: ...``) with exit status 2.
 """
 
@@ -8,16 +11,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from vmconform import case_manifest
-from vmconform import cases as casemod
-from vmconform.enums import Arch
-from vmconform.probe.contract import FACTS, MODES
-
-ARCH_NAMES = tuple(a.value for a in Arch)
+from vmconform import cli_boot, cli_gen
+from vmconform.cli_common import ARCH_NAMES, CliError
 
 EPILOG_MAIN = """\
 examples:
@@ -41,10 +39,6 @@ see README.md.
 """
 
 
-class CliError(Exception):
-    pass
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vmconform",
@@ -54,53 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    g = sub.add_parser(
-        "gen",
-        help="write a case's disk image, list the case catalogue, or write the whole matrix",
-        description="Write a case's disk image: protective MBR, GPT, a FAT32 EFI System Partition and the probe "
-        "at the removable-media path, in one of the catalogue's layouts, optionally with one of its defects. "
-        "Same arguments, same bytes. The file is sparse.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="The nonce is the value the probe prints in every line (VMCONFORM <nonce> ...), so a boot can tell "
-        "its own image from a stale one.\nWithout --nonce it is derived from the case name.\n\n"
-        "Expected outcomes (UEFI): boots; recovers (boots, may rewrite the GPT: use a copy); falls-through (the\n"
-        "next boot option must run: boot it with the fallback image, the arch's reference, as a second disk);\n"
-        "either (booting or falling through both conform; hanging does not).",
-    )
-    g.add_argument("--arch", choices=ARCH_NAMES, default="aarch64", help="guest architecture (default: aarch64)")
-    g.add_argument("--layout", default="reference", help="disk layout from the catalogue (default: reference)")
-    g.add_argument("--defect", default="none", help="defect from the catalogue (default: none)")
-    g.add_argument("--nonce", help="1-32 characters of [0-9A-Za-z_-] (default: derived from the case)")
-    g.add_argument(
-        "--mode",
-        choices=MODES,
-        default="boot",
-        help="the probe's mode: boot (report and power off), warm/cold/power (NVRAM flows), bootnext (default: boot)",
-    )
-    g.add_argument(
-        "--facts",
-        default="",
-        metavar="LIST",
-        help=f"extra facts the probe reports, comma-separated: {', '.join(FACTS)} (default: none)",
-    )
-    g.add_argument("-o", "--output", type=Path, help="image file to write (overwritten); with --all, a directory")
-    g.add_argument("--list", action="store_true", help="print the case catalogue instead of writing an image")
-    g.add_argument(
-        "--signed",
-        action="store_true",
-        help="sign the probe (Authenticode, sbsign) with vmconform's test key, made on first use in the cache: it "
-        "runs where that key is enrolled (vmconform.signing.secure_boot_vars); the signature holds its signing time",
-    )
-    g.add_argument(
-        "--listing",
-        action="store_true",
-        help="print the probe's assembly for --arch (with --mode, --facts, --nonce) with its comments, instead of "
-        "writing an image",
-    )
-    g.add_argument("--json", action="store_true", help="with --list: the catalogue as JSON")
-    g.add_argument(
-        "--all", action="store_true", help="write every case with a probe into the directory -o, plus manifest.json"
-    )
+    cli_gen.add_command(sub)
 
     c = sub.add_parser(
         "check",
@@ -125,46 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         help="logical block size (default: found from the GPT's position, else 512)",
     )
 
-    b = sub.add_parser(
-        "boot",
-        help="boot a disk image on a configured hypervisor and stream its serial console",
-        description="Boot DISK (raw) with the hypervisor's UEFI firmware and a fresh copy of its variable-store "
-        "template, print the serial console as it comes, and stop when the probe reports END, the firmware "
-        "reaches a dead end (UEFI Shell, boot menu, CPU exception), the VM exits, or the timeout passes.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="exit status: 0 when the probe reported END and the VM powered itself off with status 0; 1 when "
-        "not (no probe line, dead end, timeout, error exit); 2 on bad arguments or configuration.",
-    )
-    b.add_argument(
-        "disk",
-        type=Path,
-        nargs="+",
-        help="raw disk image(s), attached in this order (a case that may fall through: its image, then the "
-        "fallback); used in place, and the firmware may write them",
-    )
-    b.add_argument(
-        "--sector-size",
-        type=int,
-        choices=(512, 4096),
-        default=512,
-        help="logical block size the VM presents the first disk with (4096 for the sector-4k case)",
-    )
-    b.add_argument("--read-only", action="store_true", help="present the first disk read-only")
-    b.add_argument("--hypervisor", help="entry of hypervisors.yaml (default: its 'default' key)")
-    b.add_argument(
-        "--hypervisors-file", type=Path, default=None, help="configuration file (default: ./hypervisors.yaml)"
-    )
-    b.add_argument(
-        "--arch",
-        choices=ARCH_NAMES,
-        help="guest architecture (default: the arch of the first image's removable-media boot file, "
-        "BOOTAA64.EFI or BOOTARM.EFI)",
-    )
-    b.add_argument("--firmware", help="firmware name of the entry (default: the first listed)")
-    b.add_argument("--nonce", help="only accept probe lines with this nonce (default: any)")
-    b.add_argument("--timeout", type=float, help="seconds before giving up (default: the entry's timeout)")
-    b.add_argument("--keep", type=Path, metavar="DIR", help="keep the transcript, command line and vars copy in DIR")
-    b.add_argument("-q", "--quiet", action="store_true", help="do not stream the console")
+    cli_boot.add_command(sub)
 
     r = sub.add_parser(
         "report",
@@ -201,84 +110,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _probe_facts(text: str) -> tuple[str, ...]:
-    facts = tuple(f for f in text.split(",") if f)
-    for f in facts:
-        if f not in FACTS:
-            raise CliError(f"--facts {f}: unknown fact; choose from {', '.join(FACTS)}")
-    return facts
-
-
-def _signed(probe: bytes) -> bytes:
-    from vmconform.signing import SigningError, sign
-
-    try:
-        return sign(probe)
-    except SigningError as e:
-        raise CliError(str(e)) from None
-
-
-def _cmd_gen(args: argparse.Namespace) -> int:
-    if args.listing:
-        from vmconform.probe import assemble_probe
-
-        nonce = args.nonce or "listing"
-        try:
-            assembled = assemble_probe(args.arch, nonce, mode=args.mode, facts=_probe_facts(args.facts))
-        except ValueError as e:
-            raise CliError(str(e)) from None
-        print(f"; vmconform probe for {args.arch}, mode {args.mode}, facts {args.facts or '-'}, nonce {nonce}: "
-              f"{len(assembled.code)} bytes of .text (code, then the data area)")  # fmt: skip
-        print(assembled.listing_text(), end="")
-        return 0
-    if args.list:
-        print(case_manifest.catalogue_json() if args.json else case_manifest.catalogue_table(), end="")
-        return 0
-    if args.json:
-        raise CliError("--json goes with --list (vmconform gen --list --json)")
-    if args.output is None:
-        raise CliError("gen needs -o FILE (or -o DIR with --all, or --list)")
-    if args.all:
-        if args.nonce:
-            raise CliError("--all derives one nonce per case; drop --nonce")
-        if args.signed:
-            raise CliError("--signed signs the probe of one image; drop --all")
-        try:
-            written, skipped = case_manifest.write_matrix(args.output)
-        except OSError as e:
-            raise CliError(f"{args.output}: cannot write ({e.strerror})") from None
-        note = f"; skipped {len(skipped)} cases without a probe ({', '.join(sorted({c.arch for c in skipped}))})"
-        print(f"{args.output}: {len(written)} images and manifest.json" + (note if skipped else ""), file=sys.stderr)
-        return 0
-    try:
-        case = casemod.find(args.arch, args.layout, args.defect)
-    except KeyError as e:
-        raise CliError(str(e.args[0])) from None
-    nonce = args.nonce or casemod.default_nonce(case)
-    facts = _probe_facts(args.facts)
-    try:
-        custom = (args.mode, facts, args.signed) != ("boot", (), False)
-        from vmconform.probe import build_probe
-
-        probe = build_probe(case.arch, nonce, mode=args.mode, facts=facts) if custom else None
-        if probe is not None and args.signed:
-            probe = _signed(probe)
-        casemod.build_image(case, nonce, probe).save(args.output)
-    except ValueError as e:
-        raise CliError(str(e)) from None
-    except OSError as e:
-        raise CliError(f"{args.output}: cannot write ({e.strerror})") from None
-    signed = " (probe signed with vmconform's test key)" if args.signed else ""
-    print(f"{args.output}: {case.name} image{signed}, nonce {nonce}; expected: {case.expect}", file=sys.stderr)
-    if case.needs_fallback:
-        print(
-            f"vmconform: boot it with a fallback disk after it (vmconform gen --arch {case.arch} -o fallback.img; "
-            f"vmconform boot {args.output} fallback.img): a conforming firmware may reach the fallback's probe",
-            file=sys.stderr,
-        )
-    return 0
-
-
 def _cmd_check(args: argparse.Namespace) -> int:
     from vmconform.check import DiskError, check_image
 
@@ -291,104 +122,6 @@ def _cmd_check(args: argparse.Namespace) -> int:
         return 3
     print(report.to_json() if args.json else report.table(), end="")
     return report.exit_status
-
-
-def _default_hvfile() -> Path:
-    return Path.cwd() / "hypervisors.yaml"
-
-
-def _image_arch(disk: Path, sector_size: int) -> str:
-    """The arch whose removable-media boot file (BOOTAA64.EFI / BOOTARM.EFI) the image holds (vmconform check)."""
-    from vmconform.check import DiskError, check_image
-
-    found = []
-    for arch in ARCH_NAMES:
-        try:
-            report = check_image(disk, arch=arch, sector_size=sector_size)
-        except DiskError as e:
-            raise CliError(f"{e}; give --arch if the image is meant for another layout") from None
-        if any(r.id == "boot_file.present" and r.verdict == "pass" for r in report.rows):
-            found.append(arch)
-    if len(found) != 1:
-        what = "both BOOTAA64.EFI and BOOTARM.EFI" if found else "no \\EFI\\BOOT\\BOOTAA64.EFI or BOOTARM.EFI"
-        raise CliError(f"{disk}: the image holds {what}; choose the guest with --arch aarch64|arm")
-    return found[0]
-
-
-def _keep_dir(keep: Path) -> Path:
-    """--keep DIR: an existing writable folder or a new one; one line otherwise."""
-    if keep.exists() and not keep.is_dir():
-        raise CliError(f"--keep {keep}: is a file, not a folder; give a folder for the transcript")
-    try:
-        keep.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CliError(f"--keep {keep}: cannot create the folder ({e.strerror})") from None
-    if not os.access(keep, os.W_OK | os.X_OK):
-        raise CliError(f"--keep {keep}: the folder is not writable; give another")
-    return keep.resolve()
-
-
-def _cmd_boot(args: argparse.Namespace) -> int:
-    from vmconform.runner import boot
-    from vmconform.session import SetupError, check_timeout, open_run
-    from vmconform.vm import Disk
-
-    for disk in args.disk:
-        if not disk.is_file():
-            raise CliError(f"{disk}: no such disk image file")
-    hvfile = args.hypervisors_file or _default_hvfile()
-    if args.arch is None:  # the configuration is checked first: its errors say more than the image's
-        from vmconform import config
-
-        try:
-            config.load(hvfile).get(args.hypervisor)
-        except config.ConfigError as e:
-            raise CliError(str(e)) from None
-    arch = args.arch or _image_arch(args.disk[0], args.sector_size)
-    disks = tuple(
-        Disk(d.resolve(), args.sector_size, args.read_only) if i == 0 else Disk(d.resolve())
-        for i, d in enumerate(args.disk)
-    )
-    keep = _keep_dir(args.keep) if args.keep else None
-    try:
-        timeout = check_timeout(args.timeout, "--timeout") if args.timeout is not None else None
-        setup = open_run(
-            hvfile,
-            args.hypervisor,
-            arches=(arch,),
-            firmware_names=(args.firmware,) if args.firmware else (),
-            timeout=timeout,
-        )
-    except SetupError as e:
-        raise CliError(str(e)) from None
-    fw = setup.firmware(setup.firmware_names[0], arch)
-
-    def echo(data: bytes) -> None:
-        os.write(sys.stdout.fileno(), data)
-
-    print(f"vmconform: booting {arch} on {setup.entry.name} with {fw.name} ({fw.code})", file=sys.stderr)
-    with tempfile.TemporaryDirectory(prefix="vmconform-boot-") as tmp:
-        workdir = keep or Path(tmp).resolve()
-        try:
-            result = boot(setup.backend, arch, disks, fw, args.nonce, workdir, setup.timeout,
-                          echo=None if args.quiet else echo)  # fmt: skip
-        finally:
-            setup.backend.close()
-        print(file=sys.stderr)
-        print(f"vmconform: {result.describe().splitlines()[0]}", file=sys.stderr)
-        status = "killed by the harness" if result.exit_status is None else f"exit status {result.exit_status}"
-        print(f"vmconform: VM {status} after {result.elapsed:.1f} s; {len(result.lines)} probe lines", file=sys.stderr)
-        from vmconform.secureboot import boot_line
-
-        if (sb := boot_line(result.lines, result.stop.detail, fw.secure_boot)) is not None:
-            print(f"vmconform: {sb}", file=sys.stderr)
-        if keep:
-            print(f"vmconform: transcript and command line in {keep}/", file=sys.stderr)
-    ended = any(line.key == "END" for line in result.lines)
-    if result.exit_status == 0 and not ended:
-        print("vmconform: the VM powered off but the probe never reported END: not a successful probe run",
-              file=sys.stderr)  # fmt: skip
-    return 0 if result.exit_status == 0 and ended else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -404,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.command == "gen":
-            return _cmd_gen(args)
+            return cli_gen.run(args)
         if args.command == "check":
             return _cmd_check(args)
         if args.command == "report":
@@ -413,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from vmconform import cli_runs
 
             return cli_runs.run(args)
-        return _cmd_boot(args)
+        return cli_boot.run(args)
     except CliError as e:
         print(f"vmconform: error: {e}", file=sys.stderr)
         return 2
