@@ -3,14 +3,13 @@ run that cannot start (kvm on this host, a negative timeout) stops before its fi
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import threading
 import tracemalloc
 from pathlib import Path
 
 import pytest
+from hostile_files import fifo_error, oversized
 
 from vmconform import config
 from vmconform.yamlfile import MAX_FILE_BYTES
@@ -58,18 +57,9 @@ def test_a_timeout_must_be_a_positive_finite_number(tmp_path, value):
 
 
 def test_special_files_and_huge_files_are_refused_unread(tmp_path):
-    fifo = tmp_path / "fifo.yaml"
-    os.mkfifo(fifo)
-    got: list[str] = []
-    t = threading.Thread(target=lambda: got.append(error_of(fifo)), daemon=True)
-    t.start()
-    t.join(10)
-    assert got and "not a regular file" in got[0]
+    assert "not a regular file" in fifo_error(tmp_path / "fifo.yaml", error_of)
     assert "not a regular file" in error_of(Path("/dev/zero"))
-    big = tmp_path / "big.yaml"
-    with big.open("wb") as f:
-        f.truncate(MAX_FILE_BYTES + 1)
-    assert "more than a hypervisors.yaml may be" in error_of(big)
+    assert "more than a hypervisors.yaml may be" in error_of(oversized(tmp_path / "big.yaml", MAX_FILE_BYTES + 1))
     binary = tmp_path / "bin.yaml"
     binary.write_bytes(b"hypervisors: \xff\xfe\n")
     assert "not UTF-8 text" in error_of(binary)
