@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from vmconform.enums import StoreKind
 from vmconform.facts import ProbeFacts
+from vmconform.hypervisors import VariableStore
 from vmconform.probe import parse_lines
 from vmconform.verdicts import firmware as vfirm
 from vmconform.verdicts import hwdesc as vhw
@@ -178,16 +180,27 @@ def test_gic_versions() -> None:
 # ---------------------------------------------------------------------------------------------- NVRAM
 
 
+PFLASH = VariableStore(StoreKind.PFLASH_FILE, "a per-VM copy of VARS.fd on pflash", True)
+BOOT_ROM = VariableStore(StoreKind.BOOT_ROM, "none of its own: u-boot is the boot ROM (-bios)", False)
+ESP_FILE = VariableStore(StoreKind.ESP_FILE, "\\ubootefi.var on the domU's own ESP (inside the image)", False)
+
+
 def test_preflight_messages() -> None:
-    assert vfirm.nvram_preflight("flash", ["-smp", "2"], True, None, "edk2") == []
-    [(status, why)] = vfirm.nvram_preflight("flash", ["-drive", "if=pflash,snapshot=on"], True, None, "edk2")
+    assert vfirm.nvram_preflight(PFLASH, ["-smp", "2"], True, None, "edk2") == []
+    [(status, why)] = vfirm.nvram_preflight(PFLASH, ["-drive", "if=pflash,snapshot=on"], True, None, "edk2")
     assert status == "fail" and "extra_args has 'if=pflash,snapshot=on'" in why
-    [(status, why)] = vfirm.nvram_preflight("bios", [], None, None, "u-boot")
-    assert status == "fail" and "loaded as the boot ROM (-bios) with no separate variable store" in why
-    [(status, why)] = vfirm.nvram_preflight("flash", [], False, None, "edk2")
+    [(status, why)] = vfirm.nvram_preflight(PFLASH, [], False, None, "edk2")
     assert status == "error" and "not writable" in why
-    [(status, why)] = vfirm.nvram_preflight("flash", [], True, "vars V is 1 bytes, code C is 2", "edk2")
+    [(status, why)] = vfirm.nvram_preflight(PFLASH, [], True, "vars V is 1 bytes, code C is 2", "edk2")
     assert status == "error" and why.endswith("CODE and VARS do not belong together: vars V is 1 bytes, code C is 2")
+
+
+@pytest.mark.parametrize("store", [BOOT_ROM, ESP_FILE], ids=lambda s: str(s.kind))
+def test_preflight_says_the_backends_words_for_a_store_that_is_not_the_vms(store: VariableStore) -> None:
+    """FW-4/FW-5 fail before booting in the backend's own words; FW-6 (no own store required) goes on to boot."""
+    [(status, why)] = vfirm.nvram_preflight(store, [], None, None, "u-boot")
+    assert status == "fail" and f"no persistent variable store of its own ({store.kind}): {store.description};" in why
+    assert vfirm.nvram_preflight(store, [], None, None, "u-boot", own_store_required=False) == []
 
 
 def test_flow_and_store_verdicts() -> None:

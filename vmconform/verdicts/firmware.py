@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from vmconform.facts import ProbeFacts
 from vmconform.verdicts import ERROR, FAIL, PASS, Verdict, collector
+
+if TYPE_CHECKING:
+    from vmconform.hypervisors import VariableStore
 
 __all__ = ["FLOW_CLAUSES", "STALL_SECONDS", "instance_store", "nvram_flow", "nvram_preflight", "rtc"]
 
@@ -51,37 +55,33 @@ FLOW_CLAUSES = {"warm": ("FW-5",), "cold": ("FW-5",), "power": ("FW-4", "FW-5"),
 
 
 def nvram_preflight(
-    mapping: str,
+    store: VariableStore,
     args: Sequence[str],
     vars_copy_writable: bool | None,
     pair_problem: str | None,
     firmware: str,
-    store: str = "",
+    own_store_required: bool = True,
 ) -> list[tuple[str, str]]:
     """What stops an NVRAM test before it boots: (status for FW-4/FW-5, message) per problem found.
 
-    `mapping` is the firmware's ("flash"/"bios"), `args` every extra argument the VM gets, `vars_copy_writable`
-    whether the per-test copy of the vars template can be written (None: there is no template), `pair_problem`
-    why CODE and VARS do not belong together (None: they do), `store` the backend's words for where the VM's
-    variables live when it has no store of its own (Backend.variable_store).
+    `store` is the backend's word for where the VM keeps its variables (`Backend.variable_store`): only a per-VM
+    file of the host (`StoreKind.PFLASH_FILE`) is a persistent store of the VM's own; with `own_store_required`
+    (FW-4/FW-5; FW-6 boots any store, to see where variables go) any other kind is a failure in the backend's
+    words. `args` is every extra argument the VM gets, `vars_copy_writable` whether the per-test copy of the vars
+    template can be written (None: there is no template), `pair_problem` why CODE and VARS do not belong together
+    (None: they do).
     """
+    from vmconform.enums import StoreKind
+
     problems: list[tuple[str, str]] = []
-    if mapping == "bios" and store:
+    own = store.kind == StoreKind.PFLASH_FILE
+    if own_store_required and not own:
         problems.append(
             (
                 FAIL,
-                f"pre-flight: the VM gives firmware {firmware} no persistent variable store of its own: {store}; "
-                f"declare FW-4/FW-5 under not_supported: with the reason if that is by design",
-            )
-        )
-    elif mapping == "bios":
-        problems.append(
-            (
-                FAIL,
-                f"pre-flight: firmware {firmware} is loaded as the boot ROM (-bios) with no separate variable "
-                f"store: the VM gives the firmware no persistent storage of its own (U-Boot writes ubootefi.var "
-                f"into the image's ESP instead, see FW-6); declare FW-4/FW-5 under not_supported: with the "
-                f"reason if that is by design",
+                f"pre-flight: the VM gives firmware {firmware} no persistent variable store of its own "
+                f"({store.kind}): {store.description}; declare FW-4/FW-5 under not_supported: with the reason if "
+                f"that is by design",
             )
         )
     snap = [a for a in args if a == "-snapshot" or "snapshot=on" in a]
@@ -93,7 +93,7 @@ def nvram_preflight(
                 f"drops every write to the vars pflash when it exits; remove it",
             )
         )
-    if mapping != "bios" and vars_copy_writable is False:
+    if own and vars_copy_writable is False:
         problems.append(
             (
                 ERROR,
