@@ -29,6 +29,7 @@ from uuid import UUID
 
 from vmconform import cases as casemod
 from vmconform.config import HypervisorEntry
+from vmconform.enums import StoreKind
 from vmconform.facts.probe import EfiStatus
 from vmconform.firmware import Firmware, copy_vars_template, file_sha256
 from vmconform.hypervisors import Backend, Disk
@@ -37,6 +38,7 @@ from vmconform.probe import ProbeLine, removable_media_path
 from vmconform.probe.contract import BOOTNEXT_OPTION, NEXT_PATH, NV_VARIABLE_PREFIX, VENDOR_GUID
 from vmconform.runner import BootResult, boot
 from vmconform.varstore import HostVariable, VarRecord, find_variable_records, read_variable
+from vmconform.varstore_uboot import uboot_store_evidence
 
 __all__ = ["FLOWS", "NvramOutcome", "StoreOutcome", "run_flow", "run_store_flow", "ephemeral_vars"]
 
@@ -286,6 +288,7 @@ class StoreOutcome:
     records: int | None  # records of the variable in the instance's vars file (None: there is none)
     vars_name: str  # how the evidence names the instance's store ("" when there is none)
     image_store: str  # what `vmconform check` finds stored in the image afterwards ("" when nothing)
+    esp_store: str = ""  # what the host read of the variable in the image's \ubootefi.var ("" when not looked for)
 
 
 def run_store_flow(
@@ -312,14 +315,25 @@ def run_store_flow(
     before = file_sha256(disk)
     seen: list[ProbeLine] = []
     disks = (Disk(disk, logical_block_size=case.sector_size),)
+    name = f"{NV_VARIABLE_PREFIX}{nonce}"
+    esp_file = backend.variable_store(firmware).kind in (StoreKind.ESP_FILE, StoreKind.BOOT_ROM)
+    at_reset: list[str] = []
+    watch = _phase_watch(nonce, seen)
+
+    def decide(line: ProbeLine) -> str | None:
+        # U-Boot writes \ubootefi.var inside SetVariable, before the probe resets; phase 2 (seconds later, after
+        # the firmware booted again) deletes the variable, so the host reads the file as the reset is reported
+        if esp_file and line.key == "RESET" and line.nonce == nonce and not at_reset:
+            at_reset.append(uboot_store_evidence(disk, name, VENDOR_GUID, case.sector_size))
+        return watch(line)
+
     result = boot(backend, arch, disks, firmware, nonce, out_dir, timeout, vars_path=vars_copy, tag=tag,
-                  decide=_phase_watch(nonce, seen), echo=echo)  # fmt: skip
+                  decide=decide, echo=echo)  # fmt: skip
     after = file_sha256(disk)
     sets = next((ln for ln in result.lines if ln.key == "NVRAM" and ln.args[:1] == ("set",)), None)
     set_status = EfiStatus.parse(sets.fields["nv"]).name if sets is not None and "nv" in sets.fields else None
     records = None
     if vars_copy is not None:
-        name = f"{NV_VARIABLE_PREFIX}{nonce}"
         records = len(find_variable_records(vars_copy.read_bytes(), name, VENDOR_GUID))
     image_store = ""
     if after != before:
@@ -329,4 +343,9 @@ def run_store_flow(
         except DiskError as e:
             image_store = f"the image no longer reads as a disk: {e}"
     vars_name = "vars file" if vars_copy else ""
-    return StoreOutcome(result, nonce, before, after, set_status, records, vars_name, image_store)
+    esp_store = ""
+    if esp_file:
+        after_run = uboot_store_evidence(disk, name, VENDOR_GUID, case.sector_size)
+        esp_store = f"at the probe's reset {at_reset[0]}; after the run (phase 2 deletes it) {after_run}" \
+            if at_reset else after_run  # fmt: skip
+    return StoreOutcome(result, nonce, before, after, set_status, records, vars_name, image_store, esp_store)

@@ -131,14 +131,17 @@ def instance_store(
     image_store: str,
     spec: str,
     case: str = "",
+    esp_store: str = "",
 ) -> list[Verdict]:
     """FW-6 after a VM set an NV variable: the disk image is byte-identical, the variable is in the instance's store.
 
     `before`/`after` are the disk image's sha256, `set_status` the SetVariable(NV|BS|RT) status name (None: never
     called), `records` how many records of the variable the instance's vars file holds (None: there is no vars
-    file), `image_store` what `vmconform check` found stored in the image after the run ("" when nothing).
+    file), `image_store` what `vmconform check` found stored in the image after the run ("" when nothing),
+    `esp_store` what the host read of the variable in the image's ``\\ubootefi.var`` ("" when not looked for).
     """
     out, v = collector(spec, case)
+    host = f"; {esp_store}" if esp_store else ""
     if set_status is None:
         v("FW-6", ERROR, "the probe never reached SetVariable(NV|BS|RT): where variables are kept is unknown")
         return out
@@ -151,7 +154,7 @@ def instance_store(
             "FW-6",
             FAIL,
             f"setting a UEFI variable wrote into the portable disk image{found}: sha256 {before[:16]}… before, "
-            f"{after[:16]}… after; variables must live in a store of the VM instance, not in the image",
+            f"{after[:16]}… after; variables must live in a store of the VM instance, not in the image{host}",
         )
         return out
     if records is None:
@@ -159,7 +162,7 @@ def instance_store(
             "FW-6",
             PASS,
             f"the disk image is byte-identical (sha256 {before[:16]}…) after the VM set a variable: the firmware "
-            f"keeps variables outside the image (with no store file of the instance: in RAM; see FW-4/FW-5)",
+            f"keeps variables outside the image (with no store file of the instance: in RAM; see FW-4/FW-5){host}",
         )
     elif records == 0:
         v(
