@@ -98,8 +98,13 @@ def open_run(
             if not casemod.has_probe(a):
                 raise SetupError(f"--arch {a}: vmconform has no {a} probe yet; choose another --arch")
         fwnames = list(dict.fromkeys(firmware_names)) or [entry.default_firmware]
-        firmwares, notes = _ready(entry, chosen, fwnames)
         backend = backend_for(entry)
+        not_run = backend.arches_not_run()
+        for a in chosen:
+            if a in not_run:
+                raise SetupError(f"--arch {a}: hypervisor {entry.name} does not run {a} guests: {not_run[a]}")
+        firmwares, notes = _ready(entry, chosen, fwnames)
+        notes += tuple(f"{a} guests are not run on hypervisor {entry.name}: {why}" for a, why in not_run.items())
         backend.preflight()
     except cfgmod.ConfigError as e:
         raise SetupError(str(e)) from None

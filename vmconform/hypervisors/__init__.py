@@ -14,6 +14,7 @@ callers to guess:
 - :meth:`Backend.variable_store`: what kind of variable store a VM gets, and how the host reads it;
 - :meth:`Backend.with_cpus`: the same VM with N vCPUs (the OS probe's ``-smp 4``);
 - :meth:`Backend.linux_console`: the Linux console device the VM's console is on (the OS probe's ``console=``);
+- :meth:`Backend.arches_not_run`: guest arches it does not run, and why (said once in the run's notes);
 - :meth:`Backend.hotplug` (optional): a VM with hot-plug ports and a :class:`HotplugControl` to add and remove
   block and network devices while it runs (PLAT-6 / V2-9); `HotplugUnsupported` when the backend has none.
 
@@ -188,6 +189,11 @@ class Backend(ABC):
     def linux_console(self, arch: str) -> str:
         """The device Linux writes its console to on this VM's console: the PL011 of QEMU's virt machine."""
         return "ttyAMA0"
+
+    def arches_not_run(self) -> dict[str, str]:
+        """Guest arches this backend does not run, each with why: a run says so once in its notes, and an --arch
+        naming one stops before the first boot with the reason."""
+        return {}
 
     def hotplug(self, arch: str, ports: int, control: Path) -> tuple[Backend, HotplugControl]:
         """A variant whose VMs get `ports` hot-plug ports (0: none, the negative control) and a control channel in

@@ -309,6 +309,10 @@ class XenBackend(Backend):
     def linux_console(self, arch: str) -> str:
         return "hvc0"  # a domU's console is Xen's PV console; it has no UART unless the config asks for a vuart
 
+    def arches_not_run(self) -> dict[str, str]:
+        return {"arm": "there is no AArch32 domU firmware to boot them (EDK2's ArmVirtXen builds for AARCH64 only, "
+                "U-Boot has only xenguest_arm64); Xen on Arm does run AArch32 guests in principle"}  # fmt: skip
+
     def preflight(self) -> None:
         from vmconform.config import ConfigError
 
