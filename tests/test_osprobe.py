@@ -162,7 +162,7 @@ def _setup(name, arch):
 @pytest.mark.parametrize(("arch", "entry", "acpi"), [("aarch64", "qemu-dt", False)])  # ACPI and arm: the suite below
 def test_the_os_probe_boots_and_its_facts_pass(arch, entry, acpi, tmp_path):
     e, backend, fw, parts = _setup(entry, arch)
-    b = osrun.boot_os(backend, parts, fw, "osfacts1", tmp_path, tmp_path / "out", 120, acpi=acpi)
+    b = osrun.boot_os(osrun.OsProbeVm(backend, parts, fw, tmp_path, tmp_path / "out", 120), "osfacts1", acpi=acpi)
     assert b.result.exit_status == 0 and b.facts.finished, b.result.describe()
     ok, evidence = vos.described_boot(b)
     assert ok, evidence
@@ -174,7 +174,7 @@ def test_the_os_probe_boots_and_its_facts_pass(arch, entry, acpi, tmp_path):
 @pytest.mark.boot
 def test_a_dt_boot_without_a_dtb_from_the_firmware_fails_at_once(tmp_path):
     _, backend, fw, parts = _setup("qemu", "aarch64")  # AAVMF on an ACPI virt publishes no DTB
-    b = osrun.boot_os(backend, parts, fw, "osnodtb1", tmp_path, tmp_path / "out", 120, acpi=False)
+    b = osrun.boot_os(osrun.OsProbeVm(backend, parts, fw, tmp_path, tmp_path / "out", 120), "osnodtb1", acpi=False)
     assert b.result.stop.reason == "dead-end" and "no device tree" in b.result.stop.detail
     assert b.result.elapsed < 60
     ok, evidence = vos.described_boot(b)
@@ -185,7 +185,9 @@ def test_a_dt_boot_without_a_dtb_from_the_firmware_fails_at_once(tmp_path):
 @pytest.mark.parametrize("ports", [0])  # with root ports: the suite below
 def test_hotplug_passes_with_root_ports_and_fails_without(ports, tmp_path):
     _, backend, fw, parts = _setup("qemu", "aarch64")
-    o = osrun.hotplug_flow(backend, parts, fw, f"oshp{ports}", tmp_path, tmp_path / "out", 120, ports=ports)
+    o = osrun.hotplug_flow(
+        osrun.OsProbeVm(backend, parts, fw, tmp_path, tmp_path / "out", 120), f"oshp{ports}", ports=ports
+    )
     (v,) = vos.hotplug(o, "2.0")
     if ports:
         assert v.status == "pass", v.evidence
@@ -201,7 +203,7 @@ def test_runtime_variables_persist_on_pflash_and_are_lost_with_snapshot(ephemera
     if ephemeral:
         backend = backend_for(nvram.ephemeral_vars(entry))
     nonce = "osvar" + ("lost" if ephemeral else "kept")
-    o = osrun.runtime_variable_flow(backend, parts, fw, nonce, tmp_path, tmp_path / "out", 120)
+    o = osrun.runtime_variable_flow(osrun.OsProbeVm(backend, parts, fw, tmp_path, tmp_path / "out", 120), nonce)
     (v,) = vos.runtime_variables(o, nonce, "2.0")
     if ephemeral:
         assert v.status == "fail" and "does not have it" in v.evidence, v.evidence
@@ -272,7 +274,7 @@ def test_the_os_probe_on_libvirt_gets_4_vcpus_and_hot_plugs_through_virsh(tmp_pa
     """The family on the libvirt backend: -smp 4 through qemu:commandline, devices attached and detached live."""
     _, backend, fw, parts = _setup("libvirt", "aarch64")
     backend.preflight()  # one line when libvirtd does not answer (scripts/start-libvirt)
-    o = osrun.hotplug_flow(backend, parts, fw, "oslibvirt", tmp_path, tmp_path / "out", 150)
+    o = osrun.hotplug_flow(osrun.OsProbeVm(backend, parts, fw, tmp_path, tmp_path / "out", 150), "oslibvirt")
     assert o.boot.facts.field("OSCPU", "online") == "0-3", o.boot.result.describe()
     (v,) = vos.hotplug(o, "2.0")
     assert v.status == "pass", v.evidence
@@ -308,7 +310,9 @@ def test_on_a_secure_boot_firmware_the_os_probe_is_signed_and_unsigned_it_is_ref
     from vmconform.osprobe.assets import parts
 
     p = parts("aarch64")
-    b = osrun.boot_os(backend, p, fw, "ossigned", tmp_path / "s", tmp_path / "s" / "out", 120, mode="var")
+    b = osrun.boot_os(
+        osrun.OsProbeVm(backend, p, fw, tmp_path / "s", tmp_path / "s" / "out", 120), "ossigned", mode="var"
+    )
     assert b.facts.phase("OSVAR", "set") is not None and b.result.exit_status == 0, b.result.describe()
     disk = osrun.write_os_disk(p, p.cmdline("osunsigned"), tmp_path / "u" / "os.img")  # signed=False
     r = boot(backend.with_cpus("aarch64", 4), "aarch64", (disk,), fw, "osunsigned", tmp_path / "u" / "out", 120,

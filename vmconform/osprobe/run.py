@@ -1,5 +1,6 @@
 """Booting the OS probe: its disk, one boot, and the flows that span a running VM or two boots.
 
+- `OsProbeVm`: what every boot of one case's OS probe shares (backend, parts, firmware, folders, timeout, tag).
 - `boot_os`: the case's layout with the unified kernel image at the removable-media path (the same GPT/ESP
   layouts as the UEFI probe, `vmconform.image.layouts`), the command line carrying the nonce, the mode and,
   for a DT boot, ``acpi=off``; booted with `vmconform.runner.boot` and the kernel's dead ends added (a panic;
@@ -19,7 +20,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from uuid import UUID
 
@@ -34,8 +35,8 @@ from vmconform.probe.protocol import ProbeLine
 from vmconform.runner import BootResult, boot
 from vmconform.vm import Disk
 
-__all__ = ["OS_CPUS", "OsBoot", "HotplugOutcome", "VariableOutcome", "VAR_NAME", "VAR_GUID", "boot_os",
-           "hotplug_flow", "runtime_variable_flow"]  # fmt: skip
+__all__ = ["OS_CPUS", "OsBoot", "OsProbeVm", "HotplugOutcome", "VariableOutcome", "VAR_NAME", "VAR_GUID",
+           "boot_os", "hotplug_flow", "runtime_variable_flow"]  # fmt: skip
 
 OS_CPUS = 4
 """vCPUs of every OS probe VM: PLAT-1 counts them online, V2-3 sees every secondary brought up."""
@@ -66,6 +67,25 @@ class OsBoot:
         return "ACPI" if self.acpi else "DT (acpi=off)"
 
 
+@dataclass(frozen=True)
+class OsProbeVm:
+    """What every OS probe boot of one case shares: where it runs (`backend`, `firmware`), what boots (`parts`),
+    where its files go (the disk and vars copy to `workdir`, transcripts to `out_dir`), how long a boot may take,
+    and the tag its VM processes carry (`vmconform.reaper`)."""
+
+    backend: Backend
+    parts: OsProbeParts
+    firmware: Firmware
+    workdir: Path
+    out_dir: Path
+    timeout: float
+    tag: str = ""
+
+    def under(self, name: str) -> OsProbeVm:
+        """The same VM with its transcripts in `out_dir`/`name` (a flow's second boot)."""
+        return replace(self, out_dir=self.out_dir / name)
+
+
 def write_os_disk(
     parts: OsProbeParts, cmdline: str, path: Path, layout: str = "reference", *, signed: bool = False
 ) -> Disk:
@@ -78,26 +98,21 @@ def write_os_disk(
 
 
 def boot_os(
-    backend: Backend,
-    parts: OsProbeParts,
-    firmware: Firmware,
+    vm: OsProbeVm,
     nonce: str,
-    workdir: Path,
-    out_dir: Path,
-    timeout: float,
     *,
     mode: str = "facts",
     acpi: bool = True,
     layout: str = "reference",
     vars_path: Path | None = None,
-    tag: str = "",
     decide: Callable[[ProbeLine], str | None] | None = None,
     disk: Disk | None = None,
 ) -> OsBoot:
-    """One boot of the OS probe with `OS_CPUS` vCPUs (the disk goes to `workdir`, the transcript to `out_dir`;
-    `disk`: boot this one again, written before with the same nonce, mode and `acpi`)."""
+    """One boot of the OS probe with `OS_CPUS` vCPUs (`disk`: boot this one again, written before with the same
+    nonce, mode and `acpi`)."""
+    parts, firmware, workdir = vm.parts, vm.firmware, vm.workdir
     arch = parts.arch
-    cmdline = parts.cmdline(nonce, mode, acpi=acpi, console=backend.linux_console(arch))
+    cmdline = parts.cmdline(nonce, mode, acpi=acpi, console=vm.backend.linux_console(arch))
     signed = firmware.secure_boot == "test-key"  # a VM that runs only images signed by vmconform's test key
     if disk is None:
         try:
@@ -112,8 +127,8 @@ def boot_os(
         vars_path = copy_vars_template(firmware, workdir / "vars.fd")
     ends = DEAD_ENDS if acpi or arch != "aarch64" else (*DEAD_ENDS, NO_DTB)
     started = time.time()
-    result = boot(backend.with_cpus(arch, OS_CPUS), arch, (disk,), firmware, nonce, out_dir, timeout,
-                  vars_path=vars_path, tag=tag, decide=decide, dead_ends=ends)  # fmt: skip
+    result = boot(vm.backend.with_cpus(arch, OS_CPUS), arch, (disk,), firmware, nonce, vm.out_dir, vm.timeout,
+                  vars_path=vars_path, tag=vm.tag, decide=decide, dead_ends=ends)  # fmt: skip
     return OsBoot(result, OsFacts.from_lines(result.lines), acpi, mode, cmdline, disk, (started, time.time()))
 
 
@@ -128,24 +143,13 @@ class HotplugOutcome:
     removed: tuple[str, ...] = field(default=())  # device IDs the hypervisor reported deleted
 
 
-def hotplug_flow(
-    backend: Backend,
-    parts: OsProbeParts,
-    firmware: Firmware,
-    nonce: str,
-    workdir: Path,
-    out_dir: Path,
-    timeout: float,
-    *,
-    ports: int = 2,
-    tag: str = "",
-) -> HotplugOutcome:
+def hotplug_flow(vm: OsProbeVm, nonce: str, *, ports: int = 2) -> HotplugOutcome:
     """Boot with `ports` hot-plug ports, add a virtio-blk and a virtio-net device, see them appear, remove them.
 
     HotplugUnsupported (from the backend) when it has no hot-plug control."""
     control_dir = Path(tempfile.mkdtemp(prefix="vmc-hp-"))  # a UNIX socket path must stay under 108 bytes
     try:
-        variant, control = backend.hotplug(parts.arch, ports, control_dir)
+        variant, control = vm.backend.hotplug(vm.parts.arch, ports, control_dir)
         actions: list[str] = []
         refused: list[str] = []
         removed: list[str] = []
@@ -171,8 +175,7 @@ def hotplug_flow(
                 return f"the hypervisor refused the hot-plug request: {e}"
             return None
 
-        run = boot_os(variant, parts, firmware, nonce, workdir, out_dir, timeout, mode="hotplug", tag=tag,
-                      decide=decide)  # fmt: skip
+        run = boot_os(replace(vm, backend=variant), nonce, mode="hotplug", decide=decide)
         _close(control)
         return HotplugOutcome(run, ports, tuple(actions), "; ".join(refused), tuple(removed))
     finally:
@@ -197,29 +200,18 @@ class VariableOutcome:
     vars_path: Path | None
 
 
-def runtime_variable_flow(
-    backend: Backend,
-    parts: OsProbeParts,
-    firmware: Firmware,
-    nonce: str,
-    workdir: Path,
-    out_dir: Path,
-    timeout: float,
-    *,
-    tag: str = "",
-) -> VariableOutcome:
+def runtime_variable_flow(vm: OsProbeVm, nonce: str) -> VariableOutcome:
     """Set a non-volatile variable from Linux (efivarfs), power off, start a new VM on the same store, read it."""
     from vmconform.varstore import read_variable
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    vars_path = copy_vars_template(firmware, workdir / "vars.fd")
-    first = boot_os(backend, parts, firmware, nonce, workdir, out_dir / "first", timeout, mode="var",
-                    vars_path=vars_path, tag=tag)  # fmt: skip
+    firmware = vm.firmware
+    vm.workdir.mkdir(parents=True, exist_ok=True)
+    vars_path = copy_vars_template(firmware, vm.workdir / "vars.fd")
+    first = boot_os(vm.under("first"), nonce, mode="var", vars_path=vars_path)
     if first.facts.phase("OSVAR", "set") is None or first.result.exit_status is None:
         return VariableOutcome(first, None, "not read: the first boot did not finish", None, vars_path)
     # the same disk again (a firmware that keeps variables on the ESP keeps them there) on the same store
-    second = boot_os(backend, parts, firmware, nonce, workdir, out_dir / "second", timeout, mode="var",
-                     vars_path=vars_path, tag=tag, disk=first.disk)  # fmt: skip
+    second = boot_os(vm.under("second"), nonce, mode="var", vars_path=vars_path, disk=first.disk)
     if vars_path is None:
         return VariableOutcome(first, second, f"{firmware.name} has no variable store file", None, None)
     found = read_variable(vars_path, VAR_NAME, VAR_GUID)
