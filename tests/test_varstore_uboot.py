@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import struct
 import subprocess
+import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +22,11 @@ import pytest
 
 from tests.host_tools import require
 from tests.hostile_files import fifo_error
+from tests.run_records import read_results
 from vmconform import cases, config, nvram
 from vmconform.hypervisors import backend_for
 from vmconform.image import DiskSpec, EspFile, build_disk
-from vmconform.probe.contract import NV_VARIABLE_PREFIX, VENDOR_GUID
+from vmconform.probe.contract import BOOTNEXT_OPTION, NV_VARIABLE_PREFIX, VENDOR_GUID
 from vmconform.varstore import HostVariable
 from vmconform.varstore_uboot import (
     MAX_FILE_BYTES,
@@ -83,7 +85,7 @@ def test_fw6_on_u_boot_carries_what_the_host_found(uboot_run: UbootRun) -> None:
     out = uboot_run.outcome
     assert out.set_status == "EFI_SUCCESS" and out.before != out.after
     name = f"{NV_VARIABLE_PREFIX}{out.nonce}"
-    seen = f"at the probe's reset the host found {name} in \\ubootefi.var on the image's ESP (partition 1): "
+    seen = f"at the probe's reset the host found {name} in \\ubootefi.var on the image's ESP: "
     assert out.esp_store.startswith(seen + f"attributes 0x7, data {out.nonce.encode()!r};"), out.esp_store
     assert f"after the run (phase 2 deletes it) the host read the image's ESP: \\ubootefi.var (partition 1) " \
            f"holds no variable {name}" in out.esp_store  # fmt: skip
@@ -168,7 +170,7 @@ def test_a_store_file_placed_on_an_esp_by_vmconforms_image_builder(tmp_path: Pat
     image = _esp_image(tmp_path, raw)
     assert read_esp_var_file(image) == (raw, "partition 1")
     assert find_uboot_variable(raw, "Vx", VENDOR_GUID) == HostVariable(7, b"abc")
-    assert uboot_store_evidence(image, "Vx", VENDOR_GUID).endswith("(partition 1): attributes 0x7, data b'abc'")
+    assert uboot_store_evidence(image, "Vx", VENDOR_GUID).endswith("on the image's ESP: attributes 0x7, data b'abc'")
     assert uboot_store_evidence(image, "Vy", VENDOR_GUID).endswith("holds no variable Vy (" + str(VENDOR_GUID) +
                                                                    ") (1 others)")  # fmt: skip
 
@@ -196,3 +198,26 @@ def test_images_that_hide_or_lie_about_the_file(tmp_path: Path) -> None:
         read_esp_var_file(flat)
     got = fifo_error(tmp_path / "fifo", lambda p: uboot_store_evidence(p, "V", VENDOR_GUID))
     assert got.startswith("the host could not read ubootefi.var from the image: ") and "\n" not in got, got
+
+
+@pytest.mark.boot
+def test_the_nvram_suite_on_u_boot_carries_the_hosts_finding(tmp_path: Path) -> None:
+    """The suite's FW-4/FW-5/FW-6 tests on U-Boot (-bios): each fails (no store of the VM's own; the image changed)
+    and each verdict says what the host found of its variable in \\ubootefi.var (read from results.json)."""
+    p = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "suite/test_firmware.py", "--firmware", "u-boot",
+         "--arch", "aarch64", "-k", "nvram or variables_not_in_image", f"--reports-dir={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert p.returncode == 1, p.stdout[-3000:]  # FW-6 (MUST) fails; FW-4/FW-5 are SHOULD warnings
+    verdicts = {r["test"].split("::")[-1].split("[")[0]: (r["nonce"], r["verdicts"])
+                for r in read_results(tmp_path)["results"]}  # fmt: skip
+    assert len(verdicts) == 5, verdicts
+    for test, (nonce, found) in verdicts.items():
+        assert {v["status"] for v in found} == {"fail"}, (test, found)
+        name = f"Boot{BOOTNEXT_OPTION:04X}" if test == "test_nvram_bootnext" else f"{NV_VARIABLE_PREFIX}{nonce}"
+        for v in found:
+            assert f"the host found {name} in \\ubootefi.var" in v["evidence"], (test, v)
+            if test == "test_nvram_power_cycle":
+                assert f"powered the VM off the host found {name} in \\ubootefi.var: attributes 0x7, data " \
+                       f"{nonce.encode()!r}" in v["evidence"]  # fmt: skip

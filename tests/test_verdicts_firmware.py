@@ -230,3 +230,22 @@ def test_configuration_parsing() -> None:
     assert configured_cpus(["-smp", "cpus=2,sockets=1"]) == 2
     with pytest.raises(ValueError, match="unreadable memory size"):
         memory_bytes("lots")
+
+
+def test_flows_on_a_store_inside_the_image_fail_with_what_the_flow_and_the_host_saw() -> None:
+    [problem] = vfirm.nvram_preflight(ESP_FILE, [], None, None, "u-boot")
+    assert vfirm.flows_on_image_store(ESP_FILE, [problem]) and vfirm.flows_on_image_store(BOOT_ROM, [problem])
+    ram = VariableStore(StoreKind.RAM, "RAM only", False)
+    assert not vfirm.flows_on_image_store(ram, vfirm.nvram_preflight(ram, [], None, None, "edk2"))
+    two = vfirm.nvram_preflight(BOOT_ROM, ["-snapshot"], None, None, "u-boot")
+    assert len(two) == 2 and not vfirm.flows_on_image_store(BOOT_ROM, two)  # an ephemeral disk: no boot
+    host = "after phase 1 powered the VM off the host found VmcNv-1 in \\ubootefi.var: attributes 0x7, data b'1'"
+    verdicts = vfirm.nvram_flow("power", True, "power: the NV variable survived", "t.log", "2.0", "c", True,
+                                problem[1], host)  # fmt: skip
+    assert [(v.clause, v.status) for v in verdicts] == [("FW-4", "fail"), ("FW-5", "fail")]
+    flow = "the flow on the store it has: power: the NV variable survived"
+    assert verdicts[0].evidence == f"{problem[1]}; {flow}; {host}"
+    (v,) = vfirm.nvram_flow("warm", False, "warm: boom", "t.log", "2.0", "c", False, problem[1], "")
+    assert v.status == "fail" and "the flow's probe never ran" in v.evidence  # the pre-flight's fact stands
+    (v,) = vfirm.nvram_flow("warm", True, "warm: ok", "t.log", "2.0", "c", True, "", "")
+    assert (v.status, v.evidence) == ("pass", "warm: ok")

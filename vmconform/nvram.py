@@ -16,6 +16,11 @@ Phase 1 seen twice means the store forgot the variable: the boot stops at once (
 the host reads the vars file: the test variable must have reached it (an EDK2 variable-store record with its
 name, vendor GUID and data, in any state: phase 2 deletes it), else the store is ephemeral, e.g. a vars drive
 with ``snapshot=on`` (`ephemeral_vars` builds that negative control).
+
+A firmware with no vars file that keeps its variables in ``\\ubootefi.var`` on the disk's ESP (U-Boot; the
+backend's store is an ESP file or a boot ROM) runs the same flows; the host reads the variable out of that file
+(`vmconform.varstore_uboot`) after the power-off, or as phase 1 resets (evidence only: the VM is restarting),
+and says what it found in `NvramOutcome.host_store`.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from vmconform.probe import ProbeLine, removable_media_path
 from vmconform.probe.contract import BOOTNEXT_OPTION, NEXT_PATH, NV_VARIABLE_PREFIX, VENDOR_GUID
 from vmconform.runner import BootResult, boot
 from vmconform.varstore import HostVariable, VarRecord, find_variable_records, read_variable
-from vmconform.varstore_uboot import uboot_store_evidence
+from vmconform.varstore_uboot import read_uboot_variable, uboot_store_evidence
 
 __all__ = ["FLOWS", "NvramOutcome", "StoreOutcome", "run_flow", "run_store_flow", "ephemeral_vars"]
 
@@ -46,6 +51,7 @@ FLOWS = ("warm", "cold", "power", "bootnext")
 NV_ATTRIBUTES = 0x7  # NON_VOLATILE | BOOTSERVICE_ACCESS | RUNTIME_ACCESS
 VOLATILE_ATTRIBUTES = 0x6
 NEXT_ESP_PATH = NEXT_PATH.strip("\\").replace("\\", "/")
+GLOBAL_VARIABLE = UUID("8BE4DF61-93CA-11D2-AA0D-00E098032B8C")  # EFI_GLOBAL_VARIABLE: Boot####, BootNext
 
 
 def ephemeral_vars(entry: HypervisorEntry) -> HypervisorEntry:
@@ -61,8 +67,9 @@ class NvramOutcome:
     passed: bool
     message: str  # the verdict: what held, or the first thing that did not, with the evidence line
     boots: tuple[BootResult, ...]
-    vars_path: Path
+    vars_path: Path | None  # None: the firmware keeps its variables in \ubootefi.var on the disk's ESP
     records: tuple[VarRecord, ...]  # the test variable's records in the vars file after the flow
+    host_store: str = ""  # with no vars file: what the host found of the variable in the disk's \ubootefi.var
 
     def lines(self) -> tuple[ProbeLine, ...]:
         return tuple(line for b in self.boots for line in b.lines)
@@ -137,33 +144,57 @@ def run_flow(
     workdir.mkdir(parents=True, exist_ok=True)
     disk = workdir / "disk.img"
     vars_path = copy_vars_template(firmware, workdir / "vars.fd")
-    if vars_path is None:
+    if vars_path is None and backend.variable_store(firmware).kind not in (StoreKind.ESP_FILE, StoreKind.BOOT_ROM):
         raise ValueError(f"firmware {firmware.name} has no variable store to test")
     if mode == "bootnext":
         return _bootnext(backend, arch, firmware, workdir, timeout, nonce, disk, vars_path, echo, tag)
     files = (EspFile(removable_media_path(arch), build_probe(arch, nonce, mode=mode, firmware=firmware)),)
     build_disk(DiskSpec(files=files, seed=f"nvram-{mode}:{nonce}")).save(disk)
+    name = f"{NV_VARIABLE_PREFIX}{nonce}"
     seen: list[ProbeLine] = []
-    host_read: HostVariable | str | None = None
+    host_read: list[HostVariable | str] = []
+    watch = _phase_watch(nonce, seen)
+
+    def decide(line: ProbeLine) -> str | None:
+        if vars_path is None and line.key == "RESET" and line.nonce == nonce and not host_read:
+            host_read.append(read_uboot_variable(disk, name, VENDOR_GUID))  # see run_store_flow
+        return watch(line)
+
     boots = [boot(backend, arch, (disk,), firmware, nonce, workdir / "boot1", timeout, echo=echo,
-                  vars_path=vars_path, decide=_phase_watch(nonce, seen), tag=tag)]  # fmt: skip
+                  vars_path=vars_path, decide=decide, tag=tag)]  # fmt: skip
     if mode == "power" and boots[0].stop.reason == "matched" and boots[0].lines[-1].key == "END" \
             and boots[0].exit_status == 0 and len(seen) == 1:  # fmt: skip
         # powered off: the host reads the variable out of the instance's store before the VM comes back
-        host_read = read_variable(vars_path, f"{NV_VARIABLE_PREFIX}{nonce}", VENDOR_GUID)
+        host_read[:] = [read_variable(vars_path, name, VENDOR_GUID) if vars_path is not None
+                        else read_uboot_variable(disk, name, VENDOR_GUID)]  # fmt: skip
         boots.append(boot(backend, arch, (disk,), firmware, nonce, workdir / "boot2", timeout, echo=echo,
                           vars_path=vars_path, decide=_phase_watch(nonce, seen), tag=tag))  # fmt: skip
-    name = f"{NV_VARIABLE_PREFIX}{nonce}"
-    records = find_variable_records(vars_path.read_bytes(), name, VENDOR_GUID)
+    records = find_variable_records(vars_path.read_bytes(), name, VENDOR_GUID) if vars_path is not None else ()
+    read = host_read[0] if host_read else None
+    host_store = "" if vars_path is not None else _host_words(mode, name, read)
     try:
-        _judge(mode, nonce, boots, seen, records, vars_path, host_read)
+        _judge(mode, nonce, boots, seen, records, vars_path, read)
     except _Fail as exc:
-        return NvramOutcome(mode, nonce, False, _with_evidence(str(exc), boots), tuple(boots), vars_path, records)
+        return NvramOutcome(mode, nonce, False, _with_evidence(str(exc), boots), tuple(boots), vars_path, records,
+                            host_store)  # fmt: skip
+    where = vars_path.name if vars_path is not None else "\\ubootefi.var on the disk's ESP"
     message = (
         f"{mode}: the NV variable survived ({'power cycle' if mode == 'power' else mode + ' reset'}) with "
-        f"its data and attributes, the volatile one did not, and the variable reached {vars_path.name}"
+        f"its data and attributes, the volatile one did not, and the variable reached {where}"
     )
-    return NvramOutcome(mode, nonce, True, message, tuple(boots), vars_path, records)
+    return NvramOutcome(mode, nonce, True, message, tuple(boots), vars_path, records, host_store)
+
+
+def _host_words(mode: str, name: str, read: HostVariable | str | None) -> str:
+    """What the host found of the flow's variable in \\ubootefi.var, in words for the evidence."""
+    when = "after phase 1 powered the VM off" if mode == "power" else "at phase 1's reset (the VM restarting)"
+    if read is None:
+        end = "power-off" if mode == "power" else "reset"
+        return f"the host never read \\ubootefi.var: phase 1 never got to its {end}"
+    if isinstance(read, str):
+        return f"{when}: {read}"
+    data = repr(read.data) if len(read.data) <= 32 else f"{len(read.data)} bytes {read.data[:24]!r}…"
+    return f"{when} the host found {name} in \\ubootefi.var: attributes {read.attributes:#x}, data {data}"
 
 
 def _with_evidence(why: str, boots: list[BootResult]) -> str:
@@ -172,7 +203,7 @@ def _with_evidence(why: str, boots: list[BootResult]) -> str:
 
 
 def _judge(mode: str, nonce: str, boots: list[BootResult], seen: list[ProbeLine], records: tuple[VarRecord, ...],
-           vars_path: Path, host_read: HostVariable | str | None = None) -> None:  # fmt: skip
+           vars_path: Path | None, host_read: HostVariable | str | None = None) -> None:  # fmt: skip
     lines = [line for b in boots for line in b.lines]
     if len(seen) > 1:
         where = "across the power cycle (a new VM on the same vars file)" if mode == "power" else \
@@ -190,12 +221,15 @@ def _judge(mode: str, nonce: str, boots: list[BootResult], seen: list[ProbeLine]
         raise _Fail(f"phase 1: the NV variable read back differs from what was written: {readback.raw.strip()!r}")
     if mode in ("warm", "cold"):
         _line(lines, "RESET", mode)
+    when = "after phase 1 powered the VM off" if mode == "power" else "at phase 1's reset"
+    store = "the vars file (read with virt-firmware)" if vars_path is not None else "\\ubootefi.var on the ESP"
+    if vars_path is None and mode != "power":
+        host_read = None  # read while the VM restarts: evidence only (a backend may write the disk back later)
     if isinstance(host_read, str):
-        raise _Fail(f"power: after phase 1 powered the VM off, {host_read}")
+        raise _Fail(f"{mode}: {when}, {host_read}")
     if host_read is not None and (host_read.attributes, host_read.data) != (NV_ATTRIBUTES, expected):
-        raise _Fail(f"power: after the power-off the vars file holds the variable with attributes "
-                    f"{host_read.attributes:#x} and data {host_read.data!r}, expected {NV_ATTRIBUTES:#x} and "
-                    f"{expected!r} (read with virt-firmware)")  # fmt: skip
+        raise _Fail(f"{mode}: {when} {store} holds the variable with attributes {host_read.attributes:#x} and data "
+                    f"{host_read.data!r}, expected {NV_ATTRIBUTES:#x} and {expected!r}")  # fmt: skip
     if not any(line.key == "NVRAM" and line.args[:1] == ("phase2",) for line in lines):
         last = boots[-1]
         raise _Fail(f"{mode}: phase 2 never ran ({last.stop.detail})")
@@ -214,6 +248,8 @@ def _judge(mode: str, nonce: str, boots: list[BootResult], seen: list[ProbeLine]
     _line(lines, "END", "shutdown")
     if boots[-1].exit_status != 0:
         raise _Fail("the VM did not power itself off with status 0 after phase 2")
+    if vars_path is None:
+        return  # the variable's way into \\ubootefi.var is the host's evidence (NvramOutcome.host_store)
     if not any(r.data == expected and r.attributes == NV_ATTRIBUTES for r in records):
         raise _Fail(f"{mode}: the NV variable never reached the vars file {vars_path} (no variable-store record "
                     f"with its name and data): the variable store is not persistent storage of the VM instance "
@@ -221,7 +257,7 @@ def _judge(mode: str, nonce: str, boots: list[BootResult], seen: list[ProbeLine]
 
 
 def _bootnext(backend: Backend, arch: str, firmware: Firmware, workdir: Path, timeout: float, nonce: str,
-              disk: Path, vars_path: Path, echo: Callable[[bytes], None] | None,
+              disk: Path, vars_path: Path | None, echo: Callable[[bytes], None] | None,
               tag: str = "") -> NvramOutcome:  # fmt: skip
     next_nonce = secrets.token_hex(6)
     files = (
@@ -230,9 +266,14 @@ def _bootnext(backend: Backend, arch: str, firmware: Firmware, workdir: Path, ti
     )
     build_disk(DiskSpec(files=files, seed=f"nvram-bootnext:{nonce}")).save(disk)
 
+    option = f"Boot{BOOTNEXT_OPTION:04X}"
+    host_read: list[HostVariable | str] = []
+
     def decide(line: ProbeLine) -> str | None:
         if line.nonce not in (nonce, next_nonce):
             return f"a probe with nonce {line.nonce} ran (stale image?)"
+        if vars_path is None and line.key == "RESET" and line.nonce == nonce and not host_read:
+            host_read.append(read_uboot_variable(disk, option, GLOBAL_VARIABLE))  # see run_store_flow
         if line.key == "END" and line.args[:1] != ("reset-returned",) or line.key == "END" and line.nonce == nonce:
             return "the probe reported END"
         return None
@@ -240,8 +281,8 @@ def _bootnext(backend: Backend, arch: str, firmware: Firmware, workdir: Path, ti
     result = boot(backend, arch, (disk,), firmware, nonce, workdir / "boot1", timeout, echo=echo,
                   vars_path=vars_path, decide=decide, tag=tag)  # fmt: skip
     first, nxt = list(result.lines), [line for line in result.foreign if line.nonce == next_nonce]
-    records = find_variable_records(vars_path.read_bytes(), f"Boot{BOOTNEXT_OPTION:04X}",
-                                    UUID("8BE4DF61-93CA-11D2-AA0D-00E098032B8C"))  # fmt: skip
+    records = find_variable_records(vars_path.read_bytes(), option, GLOBAL_VARIABLE) if vars_path else ()
+    host_store = "" if vars_path is not None else _host_words("bootnext", option, host_read[0] if host_read else None)
     try:
         phase1 = _line(first, "BOOTNEXT", "phase1")
         _check_status(phase1, "get", "EFI_NOT_FOUND", f"phase 1: GetVariable(Boot{BOOTNEXT_OPTION:04X})")
@@ -270,10 +311,10 @@ def _bootnext(backend: Backend, arch: str, firmware: Firmware, workdir: Path, ti
             raise _Fail("the VM did not power itself off with status 0 after the NEXT probe")
     except _Fail as exc:
         return NvramOutcome("bootnext", nonce, False, _with_evidence(str(exc), [result]), (result,), vars_path,
-                            records)  # fmt: skip
+                            records, host_store)  # fmt: skip
     return NvramOutcome("bootnext", nonce, True,
                         f"bootnext: the firmware booted Boot{BOOTNEXT_OPTION:04X} ({NEXT_PATH}) after the reset",
-                        (result,), vars_path, records)  # fmt: skip
+                        (result,), vars_path, records, host_store)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ __all__ = [
     "find_uboot_variable",
     "parse_var_file",
     "read_esp_var_file",
+    "read_uboot_variable",
     "uboot_store_evidence",
 ]
 
@@ -174,9 +175,9 @@ def read_esp_var_file(image: Path, sector_size: int | None = None) -> tuple[byte
         raise VarFileError(f"{image}: looking for {FILE_NAME}: {e.evidence}") from None
 
 
-def uboot_store_evidence(image: Path, name: str, guid: UUID, sector_size: int | None = None) -> str:
-    """One line for a verdict's evidence: what the host found of variable `name` in the image's ``\\ubootefi.var``
-    (its attributes and data, or why it is absent)."""
+def read_uboot_variable(image: Path, name: str, guid: UUID, sector_size: int | None = None) -> HostVariable | str:
+    """The variable `name`/`guid` in the image's ``\\ubootefi.var``, or one line saying why there is none (no such
+    file on its ESP, the file or image unreadable, not in the file), as `vmconform.varstore.read_variable` does."""
     try:
         found = read_esp_var_file(image, sector_size)
     except VarFileError as e:
@@ -184,10 +185,15 @@ def uboot_store_evidence(image: Path, name: str, guid: UUID, sector_size: int | 
     if found is None:
         return f"the host found no \\{FILE_NAME} on the image's ESP"
     raw, where = found
-    var = find_uboot_variable(raw, name, guid, f"\\{FILE_NAME} ({where})")
+    return find_uboot_variable(raw, name, guid, f"\\{FILE_NAME} ({where})")
+
+
+def uboot_store_evidence(image: Path, name: str, guid: UUID, sector_size: int | None = None) -> str:
+    """One line for a verdict's evidence: what the host found of variable `name` in the image's ``\\ubootefi.var``
+    (its attributes and data, or why it is absent)."""
+    var = read_uboot_variable(image, name, guid, sector_size)
     if isinstance(var, str):
-        return f"the host read the image's ESP: {var}"
+        return var if var.startswith("the host") else f"the host read the image's ESP: {var}"
     return (
-        f"the host found {name} in \\{FILE_NAME} on the image's ESP ({where}): attributes {var.attributes:#x}, "
-        f"data {var.data!r}"
+        f"the host found {name} in \\{FILE_NAME} on the image's ESP: attributes {var.attributes:#x}, data {var.data!r}"
     )

@@ -86,7 +86,7 @@ class VariableStore:
 
     kind: StoreKind
     description: str
-    host_readable: bool  # the host reads variables out of it after the VM powered off (vmconform.varstore)
+    host_readable: bool  # the host reads variables out of it after the VM powered off (varstore, varstore_uboot)
 
 
 class GicUnsupported(ValueError):

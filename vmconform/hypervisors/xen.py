@@ -384,7 +384,7 @@ class XenBackend(Backend):
         if firmware.xen_domu == "edk2":
             return VariableStore(StoreKind.RAM, "RAM only: ArmVirtXen emulates its variable store in memory "
                                  "(PcdEmuVariableNvModeEnable), lost at every reset", False)  # fmt: skip
-        return VariableStore(StoreKind.ESP_FILE, "\\ubootefi.var on the domU's own ESP (inside the image)", False)
+        return VariableStore(StoreKind.ESP_FILE, "\\ubootefi.var on the domU's own ESP (inside the image)", True)
 
     def close(self) -> None:
         if self._host.vm is not None:

@@ -11,7 +11,15 @@ from vmconform.verdicts import ERROR, FAIL, PASS, Verdict, collector
 if TYPE_CHECKING:
     from vmconform.hypervisors import VariableStore
 
-__all__ = ["FLOW_CLAUSES", "STALL_SECONDS", "instance_store", "nvram_flow", "nvram_preflight", "rtc"]
+__all__ = [
+    "FLOW_CLAUSES",
+    "STALL_SECONDS",
+    "flows_on_image_store",
+    "instance_store",
+    "nvram_flow",
+    "nvram_preflight",
+    "rtc",
+]
 
 STALL_SECONDS = 1.0  # the probe's Stall between the two GetTime / counter reads
 COUNTER_TOLERANCE = (0.5, 2.0)  # counter seconds across the Stall, as a factor of STALL_SECONDS
@@ -106,17 +114,44 @@ def nvram_preflight(
     return problems
 
 
+def flows_on_image_store(store: VariableStore, problems: list[tuple[str, str]]) -> bool:
+    """Whether an NVRAM flow still boots although pre-flight found `problems`: only when the one problem is that
+    the firmware's store is no store of the VM's own but may sit inside the image (U-Boot's ``\\ubootefi.var`` on
+    the ESP, or a boot ROM that may keep one there). FW-4/FW-5 fail either way; the flow gives the failure what
+    the VM did and what the host found in that file (`nvram_flow` with `not_own`)."""
+    from vmconform.enums import StoreKind
+
+    return store.kind in (StoreKind.ESP_FILE, StoreKind.BOOT_ROM) and len(problems) == 1 and problems[0][0] == FAIL
+
+
 def nvram_flow(
-    mode: str, passed: bool, message: str, transcript: str, spec: str, case: str = "", probe_ran: bool = True
+    mode: str,
+    passed: bool,
+    message: str,
+    transcript: str,
+    spec: str,
+    case: str = "",
+    probe_ran: bool = True,
+    not_own: str = "",
+    host_store: str = "",
 ) -> list[Verdict]:
     """FW-4/FW-5 from one NVRAM flow (`vmconform.nvram.run_flow`); when the probe never ran (a refusal, a dead
-    end) nothing about persistence was seen, so the verdict is error with that reason."""
+    end) nothing about persistence was seen, so the verdict is error with that reason.
+
+    `host_store` is what the host found of the flow's variable in the image's ``\\ubootefi.var`` ("" with a vars
+    file); `not_own` the pre-flight's failure when the store is no store of the VM's own (`flows_on_image_store`):
+    then the verdict is fail whatever the flow did, with the flow's result and the host's finding as evidence.
+    """
     out, v = collector(spec, case)
     first = message.strip().splitlines()[0] if message.strip() else f"{mode}: no message"
     evidence = first if passed else f"{first} (transcript: {transcript})"
     status = PASS if passed else FAIL if probe_ran else ERROR
     if not probe_ran:
         evidence = f"the flow's probe never ran, so persistence could not be judged: {evidence}"
+    if host_store:
+        evidence = f"{evidence}; {host_store}"
+    if not_own:
+        status, evidence = FAIL, f"{not_own}; the flow on the store it has: {evidence}"
     for clause in FLOW_CLAUSES[mode]:
         v(clause, status, evidence)
     return out
