@@ -90,7 +90,11 @@ def _inputs(name: FirmwareName) -> tuple[str, tuple[Path, ...]]:
     stock = PATCHES / "u-boot-xenguest-stock.fragment"
     if name == "u-boot-stock":
         return "u-boot", (stock,)
-    fixed = ("u-boot-xenguest-fixed.fragment", "u-boot-pvblock-efi-devpath.patch", "u-boot-xenguest-release-xen-pages.patch")
+    fixed = (
+        "u-boot-xenguest-fixed.fragment",
+        "u-boot-pvblock-efi-devpath.patch",
+        "u-boot-xenguest-release-xen-pages.patch",
+    )
     return "u-boot", (stock, *(PATCHES / f for f in fixed))
 
 
