@@ -1,9 +1,11 @@
 """Xen backend speed, measured side by side in one run (numbers only; nothing here is asserted in tests).
 
-    .venv/bin/python bench/bench_xen.py [--boots 5] [--firmware edk2]
+    .venv/bin/python bench/bench_xen.py [--boots 5] [--firmware edk2] [--hosts 3]
 
 Prints:
-- how long the nested host VM takes from QEMU's start to dom0's agent reporting ready (target: <= 15 s);
+- how long the nested host VM takes from QEMU's start to dom0's agent reporting ready (target: <= 15 s), for
+  each boot path (`vmconform.assets.xen_host.BOOT_PATHS`: direct, the default, and efi through AAVMF),
+  `--hosts` starts each, interleaved, then the medians;
 - per boot of the aarch64 reference image, interleaved: the harness (`runner.boot` through the xen backend:
   link and losetup the disk, xl create, relay the console, decide on END, detach) against the same domU
   started by hand in the same dom0 (`xl create -F` run by the agent, timed until the domain is gone), and
@@ -23,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from vmconform import cases, config, runner  # noqa: E402
-from vmconform.assets.xen_host import b64  # noqa: E402
+from vmconform.assets.xen_host import BOOT_PATHS, b64  # noqa: E402
 from vmconform.hypervisors import BootRequest, backend_for  # noqa: E402
 from vmconform.hypervisors.xen import HostVM, XenBackend  # noqa: E402
 
@@ -56,6 +58,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--boots", type=int, default=5)
     ap.add_argument("--firmware", default="edk2", choices=("edk2", "u-boot"))
+    ap.add_argument("--hosts", type=int, default=3, help="host VM starts per boot path")
     args = ap.parse_args()
     backend = backend_for(config.load(REPO / "hypervisors.yaml").get("xen"))
     assert isinstance(backend, XenBackend)
@@ -63,11 +66,17 @@ def main() -> None:
     build = backend.xen_host()
     with tempfile.TemporaryDirectory(prefix="vmconform-bench-xen-") as tmp:
         work = Path(tmp)
-        t0 = time.monotonic()
+        ups: dict[str, list[float]] = {path: [] for path in BOOT_PATHS}
+        for i in range(args.hosts):
+            for path in BOOT_PATHS if i % 2 == 0 else BOOT_PATHS[::-1]:
+                t0 = time.monotonic()
+                vm = HostVM(build, f"{work}/xen-host", boot=path)
+                ups[path].append(time.monotonic() - t0)
+                vm.stop()
+                print(f"host VM up, boot {path} (QEMU start -> dom0 agent ready): {ups[path][-1]:.1f} s")
+        print("host VM up, medians: " + ", ".join(f"{p} {statistics.median(u):.1f} s" for p, u in ups.items()))
         vm = HostVM(build, f"{work}/xen-host")
-        host_up = time.monotonic() - t0
-        backend._vm = vm
-        print(f"host VM up (QEMU start -> dom0 agent ready): {host_up:.1f} s  [Xen {vm.xen_version}]")
+        backend._host.vm = vm
         harness, hand = [], []
         try:
             for i in range(args.boots):

@@ -117,7 +117,7 @@ GIC_VERSIONS = (2, 3, 4)
 BACKEND_KEYS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
     "qemu": {},
     "libvirt": {"uri": ("qemu:///system", ()), "run_as": ("caller", ("caller", "libvirt"))},
-    "xen": {},
+    "xen": {"xen_host": ("nested", ()), "workdir": ("/tmp/vmconform", ())},  # xen_host: nested, or an ssh command
 }
 ACCELS = ("tcg", "kvm", "hvf")
 FW_PATH_KEYS = {"code", "vars"}
@@ -127,7 +127,7 @@ FW_SB_KEYS = {"secure_boot", "code"}
 SECURE_BOOT_KEYS = ("test-key", "microsoft")
 """`secure_boot:` values: vmconform's test key alone in PK/KEK/db (and a revoked one in dbx), or Debian's
 Microsoft-keys store with the test key added to db (`vmconform.signing`)."""
-FW_XEN_KEYS = {"xen_domu"}  # a domU firmware of the nested Xen host (vmconform.assets.xen_firmware)
+FW_XEN_KEYS = {"xen_domu", "path"}  # a domU firmware (vmconform.assets.xen_firmware); path: on a real Xen host
 
 
 def load(path: Path) -> HypervisorsFile:
@@ -253,7 +253,10 @@ def _fwref(r: Reader, kp: tuple[str, ...], name: str, arch: str, spec: Any) -> F
 
         if domu not in FIRMWARES:
             raise r.err(kp + ("xen_domu",), f"{domu!r} is not one of: {', '.join(FIRMWARES)}")
-        return FirmwareRef(name, arch, "xen_domu", key, line, xen_domu=domu)
+        on_host = Path(r.string(spec["path"], kp + ("path",))) if "path" in spec else None
+        if on_host is not None and not on_host.is_absolute():
+            raise r.err(kp + ("path",), f"{str(on_host)!r} must be an absolute path on the Xen host")
+        return FirmwareRef(name, arch, "xen_domu", key, line, xen_domu=domu, code=on_host)
     if isinstance(spec, dict) and "secure_boot" in spec:
         spec = r.mapping(spec, kp, FW_SB_KEYS)
         keys = r.string(spec["secure_boot"], kp + ("secure_boot",))
@@ -360,6 +363,9 @@ def resolve_firmware(entry: HypervisorEntry, fwname: str, arch: str) -> fwmod.Fi
             return _secure_boot(ref, fwname, arch, where)
         if ref.kind == "xen_domu":
             assert ref.xen_domu is not None
+            if ref.code is not None:  # a path on a real Xen host: nothing here to check
+                return fwmod.Firmware(fwname, arch, ref.code, None, where, f"{ref.xen_domu} at {ref.code} on the "
+                                      "Xen host", "xen-domu", ref.xen_domu, on_host=True)  # fmt: skip
             return fwmod.xen_domu(fwname, arch, ref.xen_domu, source=where)
         assert ref.code is not None and ref.vars is not None
         return fwmod.explicit(fwname, arch, ref.code, ref.vars, source=where)

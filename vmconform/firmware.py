@@ -55,8 +55,11 @@ class Firmware:
     mapping: str = "flash"
     xen_domu: str | None = None  # mapping "xen-domu": which domU firmware of the nested Xen host
     secure_boot: str = ""  # "" (not a Secure Boot set-up of vmconform's), "test-key" or "microsoft" (its keys)
+    on_host: bool = False  # a Xen domU firmware whose `code` is a path on a real Xen host: no file of it here
 
     def files(self) -> dict[str, Path]:
+        if self.on_host:
+            return {}
         out = {"code": self.code}
         if self.vars_template is not None:
             out["vars_template"] = self.vars_template

@@ -32,9 +32,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from vmconform.assets.cache import AssetError
-from vmconform.assets.xen import HostShape, XenHost
+from vmconform.assets.xen import DOM0_OPTIONS, HostShape, XenHost, xen_options
 
 AAVMF_CODE = Path("/usr/share/AAVMF/AAVMF_CODE.fd")
 AAVMF_VARS = Path("/usr/share/AAVMF/AAVMF_VARS.fd")
@@ -80,22 +81,62 @@ def b64(data: str | bytes) -> str:
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 """QEMU's seccomp filter for the host VM (measured: 9p, virtio-serial and the domU boots all work under it)."""
 
+BootPath = Literal["direct", "efi"]
+BOOT_PATHS: tuple[BootPath, ...] = ("direct", "efi")
+"""How the host VM starts Xen. ``direct`` (the default, the fastest): QEMU loads Xen's binary as the kernel
+(``-kernel``: Xen's arm64 image carries the Linux Image header) and the dom0 kernel and initrd as boot
+modules (``-device guest-loader``, which writes the ``multiboot,module`` nodes Xen reads from /chosen),
+on QEMU's own DTB: no firmware at all. ``efi``: AAVMF boots Xen's EFI binary from the host disk's ESP
+(BOOTAA64.cfg), the path shared/notes/xen-nested.md measured first."""
+DOM0_KERNEL_ADDR = 0x42000000  # guest-loader addresses: RAM starts at 0x40000000, Xen sits at its start
+DOM0_INITRD_ADDR = 0x46000000  # after the dom0 kernel (32 MiB gzip Image; a larger one: QEMU refuses, overlap)
+
 
 def qemu_command(
-    host: XenHost, vars_copy: Path, control: Path, share: Path | None, *, sandbox: bool = True
+    host: XenHost,
+    vars_copy: Path | None,
+    control: Path,
+    share: Path | None,
+    *,
+    sandbox: bool = True,
+    boot: BootPath = "direct",
+    ssh_port: int | None = None,
 ) -> list[str]:
-    """The qemu-system-aarch64 command line for the host VM (serial console on stdio, no network).
+    """The qemu-system-aarch64 command line for the host VM (serial console on stdio).
 
-    `sandbox` False leaves out ``-sandbox`` (a QEMU built without seccomp refuses the option).
+    `vars_copy`: the AAVMF variable store copy, for ``boot="efi"`` only. `sandbox` False leaves out
+    ``-sandbox`` (a QEMU built without seccomp refuses the option). `ssh_port`: give dom0 a NIC on QEMU's
+    user network with the host's 127.0.0.1:`ssh_port` forwarded to dom0's port 22 (dom0's /init then
+    starts its ssh server); without it the host VM has no network.
     """
     s: HostShape = host.shape
     cmd = [
         "qemu-system-aarch64", "-M", s.machine(), "-cpu", s.cpu, "-m", f"{s.memory_mb}M", "-smp", str(s.smp),
-        "-nographic", "-nic", "none", "-no-reboot", "-monitor", "none", "-serial", "stdio",
-        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={AAVMF_CODE}",
-        "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}",
-        "-drive", f"if=none,id=hostdisk,format=raw,readonly=on,file={host.disk}",
-        "-device", "virtio-blk-device,drive=hostdisk,bootindex=0",
+        "-nographic", "-no-reboot", "-monitor", "none", "-serial", "stdio",
+    ]  # fmt: skip
+    if boot == "direct":
+        cmd += [
+            "-kernel", str(host.xen_efi), "-append", xen_options(s),
+            "-device", f"guest-loader,addr={DOM0_KERNEL_ADDR:#x},kernel={host.kernel},bootargs={DOM0_OPTIONS}",
+            "-device", f"guest-loader,addr={DOM0_INITRD_ADDR:#x},initrd={host.initrd}",
+        ]  # fmt: skip
+    else:
+        if vars_copy is None:
+            raise ValueError("boot efi needs a copy of the AAVMF variable store (fresh_vars)")
+        cmd += [
+            "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={AAVMF_CODE}",
+            "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}",
+            "-drive", f"if=none,id=hostdisk,format=raw,readonly=on,file={host.disk}",
+            "-device", "virtio-blk-device,drive=hostdisk,bootindex=0",
+        ]  # fmt: skip
+    if ssh_port is None:
+        cmd += ["-nic", "none"]
+    else:
+        cmd += [
+            "-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+            "-device", "virtio-net-device,netdev=net0",
+        ]  # fmt: skip
+    cmd += [
         "-chardev", f"socket,id=ctl,path={control}",
         "-device", "virtio-serial-device",
         "-device", f"virtserialport,chardev=ctl,name={PORT_NAME}",
@@ -113,18 +154,24 @@ def qemu_command(
 class Channel:
     """The harness's end of the control port: listen first, then start QEMU, then `accept`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None, conn: socket.socket | None = None) -> None:
+        """Listen on the Unix socket `path`; or, with `path` None, talk over `conn` already connected (one end of
+        a socket pair whose other end is an ``ssh host agent --stdio`` process's stdin and stdout)."""
         self.path = path
-        path.unlink(missing_ok=True)
-        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._server.bind(str(path))
-        self._server.listen(1)
-        self._conn: socket.socket | None = None
+        self._server: socket.socket | None = None
+        if path is not None:
+            path.unlink(missing_ok=True)
+            self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._server.bind(str(path))
+            self._server.listen(1)
+        self._conn = conn
         self._buf = b""
         self._seq = 0
         self.pending: list[Message] = []
 
     def accept(self, timeout: float) -> None:
+        if self._server is None:
+            return
         self._server.settimeout(timeout)
         try:
             self._conn, _ = self._server.accept()
@@ -135,7 +182,8 @@ class Channel:
         for s in (self._conn, self._server):
             if s is not None:
                 s.close()
-        self.path.unlink(missing_ok=True)
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
     def send(self, verb: str, *args: str) -> int:
         """Send a command; returns its sequence number (answered by ok/err with it as first argument)."""

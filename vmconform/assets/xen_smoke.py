@@ -26,7 +26,7 @@ from pathlib import Path
 from vmconform.assets.cache import AssetError
 from vmconform.assets.xen import XenHost
 from vmconform.assets.xen_firmware import FirmwareName
-from vmconform.assets.xen_host import Channel, b64, domu_config, fresh_vars, qemu_command
+from vmconform.assets.xen_host import Channel, b64, domu_config, qemu_command
 
 NONCE = "4242"
 HOST_TIMEOUT_S = 180.0
@@ -127,7 +127,7 @@ def smoke(host: XenHost, firmwares: Sequence[FirmwareName], say: Callable[[str],
         if gen.returncode != 0:
             raise AssetError(f"vmconform gen failed: {(gen.stderr.strip().splitlines() or ['no output'])[-1]}")
         ch = Channel(tdir / "ctl.sock")
-        cmd = qemu_command(host, fresh_vars(tdir / "vars.fd"), ch.path, share)
+        cmd = qemu_command(host, None, tdir / "ctl.sock", share)
         t0 = time.monotonic()
         env = dict(os.environ, VMCONFORM_TAG=f"smoke-xen/{os.getpid()}")
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -1,11 +1,13 @@
-"""The Xen backend: every case is a domU of a Xen-on-Arm host, nested under qemu-system-aarch64 here.
+"""The Xen backend: every case is a domU of a Xen-on-Arm host, nested under qemu-system-aarch64 here, or a real
+Xen host reached over ssh (hypervisors.yaml ``xen_host:``; `vmconform.hypervisors.xen_hosts.RemoteHost`).
 
-The host VM (Xen 4.17 EFI, a dom0 with ``xl`` and vmconform's agent: `vmconform.assets.xen`) is long-lived:
+The host VM (Xen 4.17, a dom0 with ``xl`` and vmconform's agent: `vmconform.assets.xen`) is long-lived:
 started by the first boot in a process (one per pytest-xdist worker), reused by every case after it, and
 powered off by :meth:`XenBackend.close` at session end (its QEMU carries the run's tag, so the session
 sweep finds it if a worker died). A case is:
 
-1. its disks hard-linked into the folder shared with dom0 over 9p, each ``losetup``-ed by the agent
+1. its disks hard-linked into the folder shared with dom0 over 9p (copied into the work folder of a real host,
+   and back after the domU ended), each ``losetup``-ed by the agent
    (``--sector-size 4096`` for 4Kn disks, read-only when asked) and given to the domU as ``phy:`` PV disks;
 2. ``xl create`` of a domU whose kernel is the UEFI firmware (EDK2 ArmVirtXen, U-Boot xenguest), no vif,
    ``on_reboot="restart"`` (a guest's warm or cold reset rebuilds the domain, as Xen does);
@@ -21,17 +23,11 @@ them in RAM (lost at every reset), U-Boot in ``\\ubootefi.var`` on the domU's ow
 
 from __future__ import annotations
 
-import atexit
 import copy as _copy
-import errno
-import itertools
 import os
 import shlex
-import shutil
 import signal
 import subprocess
-import tempfile
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -42,121 +38,29 @@ from typing import TYPE_CHECKING
 from vmconform.console import ConsoleBase
 from vmconform.enums import StoreKind
 from vmconform.hypervisors import Backend, BootRequest, VariableStore, as_disk
-from vmconform.reaper import TAG_ENV
+from vmconform.hypervisors.xen_hosts import HostVM, RemoteHost, XenDom0, XenHostError, ssh_argv
 from vmconform.vm import VmShape, memory_bytes
 
 if TYPE_CHECKING:
     from vmconform.assets.xen import XenHost
-    from vmconform.assets.xen_host import Channel, Message
+    from vmconform.assets.xen_host import Message
     from vmconform.config import HypervisorEntry
     from vmconform.firmware import Firmware
 
-HOST_TIMEOUT = 240.0  # seconds for the host VM to boot Xen and dom0 and report ready (TCG, loaded machine)
 REQUEST_TIMEOUT = 120.0  # seconds for one agent command (losetup over 9p, xl create's hotplug scripts)
 WRAP = 80  # EDK2's console width on Xen: it breaks longer lines after this many columns
-
-
-class XenHostError(Exception):
-    """The Xen host VM could not be started or stopped answering; the message says why, with its console tail."""
-
-
-class HostVM:
-    """The running nested host: its QEMU process, the control channel, the folder shared with dom0."""
-
-    def __init__(self, host: XenHost, tag: str) -> None:
-        from vmconform.assets.xen_host import Channel, fresh_vars, qemu_command
-
-        self.host = host
-        self.dir = Path(tempfile.mkdtemp(prefix="vmconform-xen-"))
-        self.share = self.dir / "share"
-        self.share.mkdir()
-        self.console: deque[str] = deque(maxlen=200)  # the host's own serial console (Xen and dom0), newest lines
-        self.channel: Channel = Channel(self.dir / "ctl.sock")
-        argv = qemu_command(host, fresh_vars(self.dir / "vars.fd"), self.channel.path, self.share)
-        (self.dir / "command.sh").write_text(shlex.join(argv) + "\n")
-        env = {**os.environ, TAG_ENV: tag}
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, start_new_session=True, env=env)  # fmt: skip
-        threading.Thread(target=self._pump, daemon=True).start()
-        atexit.register(self.stop)  # a process that ends without close() still powers its host off
-        self.xen_version = self.dom0_kernel = ""
-        self.names = (f"vmc{os.getpid()}-{n}" for n in itertools.count(1))
-        try:
-            self._connect(time.monotonic() + 60)
-            ready = next((m for m in self.channel.messages(time.monotonic() + HOST_TIMEOUT) if m.kind == "ready"), None)
-        except Exception as e:  # noqa: BLE001 - any failure here is the host's, reported with its tail
-            self.stop()
-            raise XenHostError(f"the Xen host VM did not start: {e}; host console tail: {self.tail()}") from None
-        if ready is None:
-            try:  # the channel closed: did QEMU end, or did dom0 stay silent?
-                exited: int | None = self.proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                exited = None
-            self.stop()
-            time.sleep(0.2)  # let the pump read QEMU's last words
-            why = f"QEMU exited with status {exited}" if exited is not None else (
-                f"dom0's agent did not report ready within {HOST_TIMEOUT:.0f} s")  # fmt: skip
-            raise XenHostError(f"the Xen host VM did not start: {why}; host console tail: {self.tail()}")
-        self.xen_version, self.dom0_kernel = (ready.args + ("", ""))[:2]
-
-    def _connect(self, deadline: float) -> None:
-        """Wait for QEMU to connect to the control socket; a QEMU that exits meanwhile ends the wait at once."""
-        from vmconform.assets.cache import AssetError
-
-        while True:
-            try:
-                self.channel.accept(1)
-                return
-            except AssetError:
-                if not self.alive():
-                    time.sleep(0.2)  # let the pump read QEMU's last words
-                    raise XenHostError(f"QEMU exited with status {self.proc.returncode}") from None
-                if time.monotonic() > deadline:
-                    raise
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        with (self.dir / "host-console.log").open("wb") as log:
-            for raw in iter(self.proc.stdout.readline, b""):
-                log.write(raw)
-                log.flush()
-                self.console.append(raw.decode("utf-8", "replace").rstrip())
-
-    def tail(self, n: int = 8) -> str:
-        return " | ".join(line for line in list(self.console)[-n:] if line.strip()) or "(nothing)"
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self) -> None:
-        """Power the host off (politely when dom0 answers), then kill its process group whatever happened."""
-        if self.proc.returncode is not None and not self.dir.exists():
-            return  # stopped already
-        if self.alive():
-            try:
-                self.channel.request("poweroff", timeout=20)
-                self.proc.wait(timeout=30)
-            except Exception:  # noqa: BLE001 - killed below in any case
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
-        self.channel.close()
-        shutil.rmtree(self.dir, ignore_errors=True)  # its vars copy (64 MiB) and the emptied share
 
 
 class XenConsole(ConsoleBase):
     """A domU's console as dom0's agent relays it; the domU is destroyed and its disks detached on exit."""
 
-    def __init__(self, vm: HostVM, req: BootRequest, config: str, name: str,
+    def __init__(self, vm: XenDom0, req: BootRequest, config: str, name: str,
                  echo: Callable[[bytes], None] | None = None) -> None:  # fmt: skip
         super().__init__(req.workdir, "console", echo)
         self.vm, self.name = vm, name
         self._queue: deque[Message] = deque()
-        self._links: list[Path] = []
-        self._copies: list[tuple[Path, Path]] = []  # (copy in the share, the case's disk) across file systems
+        self._links: list[str] = []  # the disks' names in the host's folder
+        self._copies: list[tuple[str, Path]] = []  # (a copy in the host's folder, the case's disk): copied back
         self._loops: list[str] = []
         self._shutdown_code: int | None = None
         self._ended = False
@@ -184,18 +88,11 @@ class XenConsole(ConsoleBase):
 
     def _attach(self, req: BootRequest, i: int) -> tuple[str, str]:
         disk = as_disk(req.disks[i])
-        link = self.vm.share / f"{self.name}-{i}.img"
-        link.unlink(missing_ok=True)
-        try:
-            os.link(disk.path, link)  # the same inode: what the domU writes is in the case's disk file
-        except OSError as e:
-            if e.errno != errno.EXDEV:
-                raise XenHostError(f"cannot share {disk.path} with dom0: {e.strerror}") from None
-            # another file system: a sparse copy goes in, and comes back over the case's disk afterwards
-            subprocess.run(["cp", "--sparse=always", str(disk.path), str(link)], check=True)
-            self._copies.append((link, disk.path))
-        self._links.append(link)
-        msg = self._request("attach", link.name, "ro" if disk.read_only else "rw", str(disk.logical_block_size))
+        rel = f"{self.name}-{i}.img"
+        self._links.append(rel)
+        if self.vm.put(disk.path, rel) and not disk.read_only:
+            self._copies.append((rel, disk.path))
+        msg = self._request("attach", rel, "ro" if disk.read_only else "rw", str(disk.logical_block_size))
         self._loops.append(msg.args[1])
         return msg.args[1], "r" if disk.read_only else "w"
 
@@ -269,10 +166,13 @@ class XenConsole(ConsoleBase):
                 self._request("detach", dev)
             except XenHostError:
                 break
-        for copy, disk in self._copies:
-            subprocess.run(["cp", "--sparse=always", str(copy), str(disk)], check=False)
-        for link in self._links:
-            link.unlink(missing_ok=True)
+        for rel, disk in self._copies:
+            try:
+                self.vm.take(rel, disk)
+            except XenHostError as e:  # the case's verdicts read the disk: say why it is not the domU's
+                self._feed(f"xl: {e}\n".encode(), from_vm=False)
+        for rel in self._links:
+            self.vm.drop(rel)
 
 
 def _b64(text: str) -> str:
@@ -286,7 +186,8 @@ class _Host:
     """The host build and its running VM, shared by a backend and its `XenBackend.with_cpus` variants."""
 
     build: XenHost | None = None
-    vm: HostVM | None = None
+    vm: XenDom0 | None = None
+    remote: str = ""  # a real Xen host: what `xl info` said there at pre-flight
 
 
 class XenBackend(Backend):
@@ -322,7 +223,55 @@ class XenBackend(Backend):
                     f"hypervisor {self.entry.name}: arch {arch}: this Xen host runs AArch64 domUs only (the domU "
                     f"firmwares here are AArch64 builds); remove {arch} from its arches"
                 )
-        self.xen_host()
+        if self.ssh is None:
+            self.xen_host()
+        else:
+            self._host.remote = self._remote_preflight(self.ssh)
+
+    @property
+    def ssh(self) -> list[str] | None:
+        """The ssh command of a real Xen host (the entry's ``xen_host:``), None for the nested host."""
+        from vmconform.config import ConfigError
+
+        value = self.entry.options.get("xen_host", "nested")
+        if value == "nested":
+            return None
+        try:
+            argv = ssh_argv(value)
+        except ValueError as e:
+            raise ConfigError(f"hypervisor {self.entry.name}: xen_host: {e}; write `nested` or an ssh command "
+                              "such as `ssh -p 2222 root@xenhost`") from None  # fmt: skip
+        if len(argv) < 2:
+            raise ConfigError(f"hypervisor {self.entry.name}: xen_host: {value!r} is no ssh command with a "
+                              "destination; write `nested` or e.g. `ssh -p 2222 root@xenhost`")  # fmt: skip
+        return argv
+
+    def _remote_preflight(self, ssh: list[str]) -> str:
+        """Check a real Xen host before the first case: ssh reaches it, xl answers there, every firmware has its
+        path there; returns the Xen version and dom0 kernel as `xl info` says them."""
+        from vmconform.config import ConfigError
+
+        for fwname, per_arch in self.entry.firmwares.items():
+            for arch, ref in per_arch.items():
+                if ref.kind != "xen_domu" or ref.code is None:
+                    raise ConfigError(f"hypervisor {self.entry.name}: firmwares.{fwname}.{arch}: a real Xen host "
+                                      "needs {xen_domu: KIND, path: /the/firmware/on/that/host}")  # fmt: skip
+        script = 'command -v xl >/dev/null || { echo "no xl on this host (PATH=$PATH)" >&2; exit 3; }; xl info'
+        try:
+            p = subprocess.run([*ssh, script], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise ConfigError(f"hypervisor {self.entry.name}: xen_host: {e}") from None
+        said = [ln.strip() for ln in p.stderr.splitlines() if ln.strip()]
+        info: dict[str, str] = {}
+        for ln in p.stdout.splitlines():
+            key, _, value = ln.partition(":")
+            info[key.strip()] = value.strip()
+        if p.returncode != 0 or "xen_major" not in info:
+            why = said[-1] if said else f"ssh exit status {p.returncode} and no xen_major in xl info"
+            raise ConfigError(f"hypervisor {self.entry.name}: xen_host {shlex.join(ssh)}: {why}")
+        version = f"{info['xen_major']}.{info.get('xen_minor', '?')}{info.get('xen_extra', '')}"
+        return (f"Xen {version} on {info.get('machine', '?')}, dom0 Linux {info.get('release', '?')}, "
+                f"over ssh ({shlex.join(ssh)})")  # fmt: skip
 
     def xen_host(self) -> XenHost:
         """The cached Xen host build (built now when missing or stale: minutes)."""
@@ -338,13 +287,19 @@ class XenBackend(Backend):
         except AssetError as e:
             raise ConfigError(f"hypervisor {self.entry.name}: the Xen host cannot be built: {e}") from None
 
-    def _host_vm(self, tag: str) -> HostVM:
+    def _host_vm(self, tag: str) -> XenDom0:
         if self._host.vm is None or not self._host.vm.alive():
             run = tag.rsplit("/", 1)[0] if "/" in tag else tag
-            self._host.vm = HostVM(self.xen_host(), f"{run}/xen-host-{os.getpid()}")
+            ssh = self.ssh
+            if ssh is None:
+                self._host.vm = HostVM(self.xen_host(), f"{run}/xen-host-{os.getpid()}")
+            else:
+                self._host.vm = RemoteHost(ssh, self.entry.options["workdir"], f"{run}/xen-host-{os.getpid()}")
         return self._host.vm
 
     def describe(self) -> str:
+        if self.ssh is not None:
+            return self._host.remote or self._remote_preflight(self.ssh)
         build = self.xen_host()
         return f"Xen {build.xen_version} on Arm, dom0 Linux {build.kernel_release}, nested under QEMU TCG"
 
@@ -370,10 +325,9 @@ class XenBackend(Backend):
         except XenHostError as e:
             return _failed(req, str(e), echo)
         name = next(vm.names)
-        config = self.domu_config(req, name, vm.host.firmware_path(fw.xen_domu))  # type: ignore[arg-type]
+        config = self.domu_config(req, name, vm.kernel_path(fw))
         (req.workdir / "command.sh").write_text(
-            f"# domU {name} in the nested Xen host ({vm.xen_version}); its config is domu.cfg\n"
-            f"xl create -F domu.cfg\n# the host VM: {vm.dir / 'command.sh'}\n"
+            f"# domU {name} of Xen {vm.xen_version}; its config is domu.cfg\nxl create -F domu.cfg\n# on {vm.where}\n"
         )
         return XenConsole(vm, req, config, name, echo)
 
