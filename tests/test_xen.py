@@ -173,3 +173,35 @@ def test_a_xen_host_over_ssh_that_cannot_be_reached_is_one_line_with_ssh_s_words
         backend.preflight()
     msg = str(err.value)
     assert "xen_host ssh " in msg and "Connection refused" in msg and "\n" not in msg, msg
+
+
+VUART_ENTRY = """
+default: xen-vuart
+hypervisors:
+  xen-vuart:
+    backend: xen
+    vuart: sbsa_uart
+    timeout: 300
+    arches:
+      aarch64: {binary: qemu-system-aarch64, machine: virt, cpu: cortex-a57, memory: 512M, gic_versions: [3]}
+    firmwares:
+      edk2:
+        aarch64: {xen_domu: edk2}
+"""
+
+
+def test_vuart_sbsa_uart_gives_the_domu_a_uart_its_dt_names(tmp_path):
+    """`vuart: sbsa_uart` (xl's vuart=): the domU's DT has Xen's SBSA UART, so V2-6 and PLAT-3 are judged with it
+    (the default entry, Xen's toolstack default of no vuart, fails them: no UART in the DT)."""
+    (tmp_path / "hv.yaml").write_text(VUART_ENTRY)
+    p = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "suite/test_hwdesc.py",
+         f"--hypervisors-file={tmp_path / 'hv.yaml'}", "--hypervisor=xen-vuart", f"--reports-dir={tmp_path}/r"],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    doc = read_results(tmp_path / "r")
+    clauses = {c["clause"]: c for c in doc["clauses"]}
+    for cid in ("V2-6", "PLAT-3"):
+        assert clauses[cid]["status"] == "pass", (clauses[cid], p.stdout[-3000:])
+    assert "compatible 'arm,sbsa-uart'" in " ".join(clauses["V2-6"]["evidence"]), clauses["V2-6"]
+    assert len(doc["results"]) == 1, doc["results"]

@@ -117,7 +117,8 @@ GIC_VERSIONS = (2, 3, 4)
 BACKEND_KEYS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
     "qemu": {},
     "libvirt": {"uri": ("qemu:///system", ()), "run_as": ("caller", ("caller", "libvirt"))},
-    "xen": {"xen_host": ("nested", ()), "workdir": ("/tmp/vmconform", ())},  # xen_host: nested, or an ssh command
+    # xen_host: nested, or an ssh command; vuart: the domU's emulated UART (xl's vuart=), none by default as xl's
+    "xen": {"xen_host": ("nested", ()), "workdir": ("/tmp/vmconform", ()), "vuart": ("none", ("none", "sbsa_uart"))},
 }
 ACCELS = ("tcg", "kvm", "hvf")
 FW_PATH_KEYS = {"code", "vars"}

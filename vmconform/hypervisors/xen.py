@@ -312,7 +312,13 @@ class XenBackend(Backend):
             f'name="{name}"\nkernel="{kernel}"\nmemory={memory_bytes(s.memory) >> 20}\nvcpus={self._cpus}\n'
             f"disk=[@DISKS@]\nvif=[]\n"
             f'on_poweroff="destroy"\non_reboot="restart"\non_crash="destroy"\n'
-        )
+        ) + self._vuart()
+
+    def _vuart(self) -> str:
+        """xl's ``vuart="sbsa_uart"`` when the entry asks for it (``vuart: sbsa_uart``): the domU then has an SBSA
+        UART in its DT (Xen's emulated PL011 subset) besides its PV console; xl's default is none."""
+        vuart = self.entry.options.get("vuart", "none")
+        return f'vuart="{vuart}"\n' if vuart != "none" else ""
 
     def start(self, req: BootRequest, echo: Callable[[bytes], None] | None = None) -> ConsoleBase:
         fw = req.firmware
