@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 REQUEST_TIMEOUT = 120.0  # seconds for one agent command (losetup over 9p, xl create's hotplug scripts)
 WRAP = 80  # EDK2's console width on Xen: it breaks longer lines after this many columns
+EXIT_WAIT = 15.0  # seconds a killed domU's xl create -F gets to end before its loop devices are detached
 
 
 class XenConsole(ConsoleBase):
@@ -117,6 +118,8 @@ class XenConsole(ConsoleBase):
                 continue  # another boot's late message, or the agent's own log
             if msg.kind == "console":
                 out += msg.payload
+            elif msg.kind == "xl":  # what xl create -F printed besides its progress (warnings, errors)
+                out += b"xl: " + msg.payload.rstrip(b"\n") + b"\n"
             elif msg.kind == "event" and len(msg.args) > 2 and msg.args[1] == "shutdown" and msg.args[2].isdigit():
                 self._shutdown_code = int(msg.args[2])
             elif msg.kind == "event" and msg.args[1:2] == ("exited",):
@@ -154,11 +157,20 @@ class XenConsole(ConsoleBase):
         if not self._ended:
             try:
                 self._request("destroy", self.name)
+                self._await_exit(time.monotonic() + EXIT_WAIT)  # its disks are detached only after xl let go
             except XenHostError:
                 pass  # the host is gone or stuck: the host VM is killed at session end
             self._ended = True
             self.signal_status = signal.SIGKILL
             self.exit_status = None
+
+    def _await_exit(self, deadline: float) -> None:
+        """Wait for the agent's "exited" event of this domU (its ``xl create -F`` ended), keeping other messages."""
+        while not any(m.kind == "event" and m.args[:2] == (self.name, "exited") for m in self._queue):
+            if time.monotonic() >= deadline:
+                return
+            for msg in self.vm.channel.messages(min(deadline, time.monotonic() + 1.0)):
+                self._queue.append(msg)
 
     def _release(self) -> None:
         for dev in self._loops:
