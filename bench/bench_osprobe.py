@@ -1,12 +1,21 @@
 #!/usr/bin/env python3
 """OS probe benchmark: where an OS probe boot's time goes, per arch, on the `qemu` entry under TCG.
 
-    .venv/bin/python bench/bench_osprobe.py [--boots 3] [--arch aarch64 --arch arm] [--entry qemu]
+    .venv/bin/python bench/bench_osprobe.py [--boots 3] [--arch aarch64 --arch arm] [--entry qemu] [--extra WORDS]
 
-For each arch, N boots of the OS probe's facts mode (aarch64: described by ACPI; arm: by the DT) with 4 vCPUs,
-each with a fresh disk and vars copy. Prints the medians of: building the disk (boot files + image), VM start to
-the first console byte, to /init's first line (firmware, loader and kernel boot), to END (/init's work), to the
-VM's exit, and the whole case; plus the machine's load average (the numbers scale with it on a shared host).
+For each arch, N rounds; each round boots, one after the other on the same machine:
+
+* the reference: Debian's kernel as the Linux payload (`vmconform.payloads`), decided at its panic for want of a
+  root file system (firmware, the kernel through its EFI stub, its whole boot on its default command line, no
+  initrd: the "panic at 2.8 s" of issue 13);
+* the OS probe's facts mode (aarch64: described by ACPI; arm: by the DT) with 4 vCPUs, a fresh disk and vars copy;
+* with ``--extra WORDS``, the same case with WORDS added to its kernel command line (``--extra kpti=1`` shows
+  what ``kpti=0`` saves), side by side with the default.
+
+Prints the medians of: building the disk, VM start to the first console byte, to /init's first line (firmware,
+loader and kernel boot), to END (/init's work), to the VM's exit, the whole case; the reference boot; and the
+ratios case / reference (and extra / default), which the machine's load changes less than the seconds (the load
+average is printed: this host is shared).
 
 Numbers only; nothing here passes or fails.
 """
@@ -25,45 +34,74 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from vmconform import config  # noqa: E402
-from vmconform.firmware import copy_vars_template  # noqa: E402
-from vmconform.hypervisors import backend_for  # noqa: E402
-from vmconform.osprobe.assets import parts  # noqa: E402
+from vmconform.firmware import Firmware, copy_vars_template  # noqa: E402
+from vmconform.hypervisors import Backend, backend_for  # noqa: E402
+from vmconform.osprobe.assets import OsProbeParts, parts  # noqa: E402
 from vmconform.osprobe.run import OS_CPUS, write_os_disk  # noqa: E402
+from vmconform.payloads import PAYLOADS, run_payload  # noqa: E402
 from vmconform.runner import boot  # noqa: E402
 
 
-def bench(entry_name: str, arch: str, boots: int) -> None:
+def _case(backend: Backend, fw: Firmware, p: OsProbeParts, work: Path, nonce: str, extra: str) -> dict[str, float]:
+    """One OS probe case (facts mode): its phases in seconds, or {} when it did not finish."""
+    acpi = p.arch == "aarch64"
+    t0 = time.monotonic()
+    disk = write_os_disk(p, p.cmdline(nonce, "facts", acpi=acpi, extra=extra), work / "os.img")
+    vars_copy = copy_vars_template(fw, work / "vars.fd")
+    disk_s = time.monotonic() - t0
+    r = boot(backend, p.arch, (disk,), fw, nonce, work / "out", 180, vars_path=vars_copy)
+    case = time.monotonic() - t0
+    if r.stop.reason != "matched" or r.exit_status != 0:
+        print(f"{p.arch}: boot {nonce} did not finish: {r.describe()}")
+        return {}
+    t = r.timings
+    return {"disk": disk_s, "first_output": t.get("first_output", 0.0), "init": t.get("first_probe_line", 0.0),
+            "end": t.get("probe_end", 0.0), "exited": t.get("exited", 0.0), "case": case}  # fmt: skip
+
+
+def _reference(backend: Backend, fw: Firmware, arch: str, work: Path) -> float | None:
+    """The Linux payload to its panic (no root file system): seconds, or None when it did not get there."""
+    linux = PAYLOADS["linux"]
+    t0 = time.monotonic()
+    run = run_payload(backend, arch, fw, linux, "benchref", work, work / "out", 180)
+    return time.monotonic() - t0 if run.succeeded else None
+
+
+def bench(entry_name: str, arch: str, boots: int, extra: str) -> None:
     entry = config.load(REPO / "hypervisors.yaml").get(entry_name)
     backend = backend_for(entry).with_cpus(arch, OS_CPUS)
     fw = config.resolve_firmware(entry, "edk2", arch)
     p = parts(arch)
-    acpi = arch == "aarch64"
-    rows: dict[str, list[float]] = {k: [] for k in ("disk", "first_output", "init", "end", "exited", "case")}
+    rows: dict[str, list[dict[str, float]]] = {"default": [], "extra": []}
+    refs: list[float] = []
     with tempfile.TemporaryDirectory(prefix="vmconform-bench-os-") as tmp:
         for k in range(boots):
-            work = Path(tmp) / f"b{k}"
-            t0 = time.monotonic()
-            nonce = f"bench{k}"
-            disk = write_os_disk(p, p.cmdline(nonce, "facts", acpi=acpi), work / "os.img")
-            vars_copy = copy_vars_template(fw, work / "vars.fd")
-            rows["disk"].append(time.monotonic() - t0)
-            r = boot(backend, arch, (disk,), fw, nonce, work / "out", 180, vars_path=vars_copy)
-            rows["case"].append(time.monotonic() - t0)
-            if r.stop.reason != "matched" or r.exit_status != 0:
-                print(f"{arch}: boot {k} did not finish: {r.describe()}")
-                continue
-            t = r.timings
-            rows["first_output"].append(t.get("first_output", 0.0))
-            rows["init"].append(t.get("first_probe_line", 0.0))
-            rows["end"].append(t.get("probe_end", 0.0))
-            rows["exited"].append(t.get("exited", 0.0))
-    med = {k: statistics.median(v) if v else float("nan") for k, v in rows.items()}
-    how = "ACPI" if acpi else "DT"
-    print(
-        f"{arch} ({entry_name}, {OS_CPUS} vCPUs, {how}), medians of {boots}: disk {med['disk']:.2f} s; "
-        f"VM start -> first byte {med['first_output']:.2f} s, -> /init {med['init']:.2f} s, -> END {med['end']:.2f} s, "
-        f"-> exit {med['exited']:.2f} s; whole case {med['case']:.2f} s (load average {os.getloadavg()[0]:.1f})"
-    )
+            ref = _reference(backend, fw, arch, Path(tmp) / f"r{k}")
+            if ref is not None:
+                refs.append(ref)
+            for label in ("default", "extra") if extra else ("default",):
+                row = _case(
+                    backend, fw, p, Path(tmp) / f"{label}{k}", f"bench{k}{label[0]}", extra * (label == "extra")
+                )
+                if row:
+                    rows[label].append(row)
+    ref = statistics.median(refs) if refs else float("nan")
+    how = "ACPI" if arch == "aarch64" else "DT"
+    med = {}
+    for label, got in rows.items():
+        if not got:
+            continue
+        m = med[label] = {key: statistics.median(r[key] for r in got) for key in got[0]}
+        words = f" + {extra!r}" if label == "extra" else ""
+        print(
+            f"{arch} ({entry_name}, {OS_CPUS} vCPUs, {how}{words}), medians of {len(got)}: disk {m['disk']:.2f} s; "
+            f"VM start -> first byte {m['first_output']:.2f} s, -> /init {m['init']:.2f} s, -> END {m['end']:.2f} s, "
+            f"-> exit {m['exited']:.2f} s; whole case {m['case']:.2f} s = {m['case'] / ref:.2f} x the reference"
+        )
+    print(f"{arch} reference (the Linux payload to its panic, no initrd), median of {len(refs)}: {ref:.2f} s")
+    if "extra" in med and "default" in med:
+        print(f"{arch} whole case with {extra!r} / without: {med['extra']['case'] / med['default']['case']:.2f}")
+    print(f"(load average {os.getloadavg()[0]:.1f})")
 
 
 def main() -> None:
@@ -71,9 +109,10 @@ def main() -> None:
     ap.add_argument("--boots", type=int, default=3)
     ap.add_argument("--arch", action="append", choices=("aarch64", "arm"))
     ap.add_argument("--entry", default="qemu")
+    ap.add_argument("--extra", default="", help="kernel command-line words for a second case, booted side by side")
     args = ap.parse_args()
     for arch in args.arch or ["aarch64", "arm"]:
-        bench(args.entry, arch, args.boots)
+        bench(args.entry, arch, args.boots, args.extra)
 
 
 if __name__ == "__main__":
