@@ -387,6 +387,6 @@ def run_store_flow(
     esp_store = ""
     if esp_file:
         after_run = uboot_store_evidence(disk, name, VENDOR_GUID, case.sector_size)
-        esp_store = f"at the probe's reset {at_reset[0]}; after the run (phase 2 deletes it) {after_run}" \
+        esp_store = f"at the probe's reset {at_reset[0]}; after the run {after_run}" \
             if at_reset else after_run  # fmt: skip
     return StoreOutcome(result, nonce, before, after, set_status, records, vars_name, image_store, esp_store)
