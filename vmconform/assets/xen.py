@@ -1,12 +1,15 @@
 """The nested Xen host: Xen's EFI binary, a dom0 kernel and initrd, QEMU's DTB and a boot disk, cached.
 
 What shared/notes/xen-nested.md measured, as a build: Debian bookworm's arm64 Xen (the version
-``xen-system-arm64`` depends on) boots from the ESP of a small GPT disk under AAVMF inside
-``qemu-system-aarch64 -M virt,virtualization=on,gic-version=3`` (TCG), with ``BOOTAA64.cfg`` naming the
+``xen-system-arm64`` depends on) inside ``qemu-system-aarch64 -M virt,virtualization=on,gic-version=3`` (TCG),
+started directly by QEMU with the dom0 kernel and initrd as guest-loader modules (the default,
+`vmconform.assets.xen_host.qemu_command`), or booted from the ESP of a small GPT disk under AAVMF (the
+``efi`` path, kept beside it), with ``BOOTAA64.cfg`` naming the
 dom0 kernel (the ABI ``linux-image-arm64`` depends on today, resolved at build time, never pinned),
 the dom0 initrd and QEMU's own DTB (``dumpdtb`` with ``-nic none``, the pl061 disabled: Xen's dom0 must
-not get the GPIO). The initrd (`vmconform.assets.initrd`) holds busybox, bash, util-linux's flock and
-losetup, coreutils' tail and base64, the Xen toolstack (xenstored, xenconsoled, xen-init-dom0, xl,
+not get the GPIO; the direct path runs on the DTB QEMU generates, pl061 included, and dom0 only registers
+it). The initrd (`vmconform.assets.initrd`) holds busybox, bash, util-linux's flock and losetup, coreutils'
+tail and base64, dropbear (for the ssh test host only), the Xen toolstack (xenstored, xenconsoled, xen-init-dom0, xl,
 xenstore-*), the hotplug scripts, the kernel modules dom0 needs, the domU firmwares of
 `vmconform.assets.xen_firmware` under /usr/lib/vmconform/firmware/, and our /init and agent
 (vmconform/assets/dom0/: see `vmconform.assets.xen_host` for the control protocol).
