@@ -95,9 +95,14 @@ GOOD = [
 ]  # fmt: skip
 
 
-def _boot(lines, acpi=True, reason="matched"):
-    result = dataclasses.make_dataclass("R", ["stop", "transcript", "exit_status"])(
-        dataclasses.make_dataclass("S", ["reason", "detail", "line"])(reason, "", ""), Path("t.log"), 0
+def _boot(lines, acpi=True, reason="matched", tail="", command=()):
+    result = dataclasses.make_dataclass("R", ["stop", "transcript", "exit_status", "foreign", "tail", "command"])(
+        dataclasses.make_dataclass("S", ["reason", "detail", "line"])(reason, "", ""),
+        Path("t.log"),
+        0,
+        (),
+        tail,
+        command,
     )
     return osrun.OsBoot(result, OsFacts.from_lines(lines), acpi, "facts", "", None, (995.0, 1005.0))  # type: ignore[arg-type]
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 GROUPS = {
     "assets/test_xen_boot.py": "xen",
     "test_xen.py": "xen",
+    "test_xen_osprobe.py": "xen",
     "test_suite_run.py::test_two_xdist_workers": "inner-n",
     "test_suite_run.py::test_the_whole_matrix_on_edk2": "inner-n",
     "test_suite_firmware.py::test_edk2_aarch64_passes_all_but_the_acpi_and_dt_clause": "inner-n",

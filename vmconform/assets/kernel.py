@@ -29,7 +29,7 @@ from vmconform.assets.debian import Archive
 __all__ = ["FLAVOURS", "KernelFiles", "KernelPackage", "kernel", "kernel_package"]
 
 RECIPE = "kernel-files-2"
-BASE_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "virtio_console", "efivarfs")
+BASE_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "virtio_console", "efivarfs", "xen_blkfront", "xen_netfront")
 """Always kept, whoever asks first, so consumers share one folder (and one download of the .deb)."""
 SUITE = "bookworm"
 FLAVOURS: dict[str, tuple[str, str]] = {

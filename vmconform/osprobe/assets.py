@@ -37,7 +37,8 @@ __all__ = ["MODULES", "OsProbeParts", "parts"]
 
 RECIPE = "osprobe-2"
 INIT = Path(__file__).parent / "init"
-MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "efivarfs")
+MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "efivarfs", "xen_blkfront", "xen_netfront")
+"""Modules /init loads (what a mode needs): virtio for QEMU/KVM, Xen PV block and network (xenbus) for Xen domUs."""
 PACKAGES = {"aarch64": ("busybox-static", "systemd-boot-efi"), "arm": ("busybox-static", "grub-efi-arm-bin")}
 GRUB_MODULES = ("normal", "part_gpt", "fat", "linux", "configfile", "echo")
 STUBS = {"aarch64": "linuxaa64.efi.stub", "arm": "linuxarm.efi.stub"}

@@ -9,8 +9,8 @@ have no spaces, lists are comma-separated)::
     OSSMP secondaries=<n booted> failed=<n> brought=<"Brought up ..." line>
     OSMEM memtotal_kb=<n> system_ram=<bytes of System RAM in /proc/iomem>
     OSPCI count=<n> devices=<bdf/vendor:device/class/driver,...>
-    OSDEV uart=<driver> console=<active> virtio=<virtioN/id/driver,...> gic=<GICvN from dmesg> irqchip= timer=virt|phys
-          clocksource=
+    OSDEV uart=<driver> console=<active> virtio=<virtioN/id/driver,...> xen=<xenbus device/type/driver,...>
+          gic=<GICvN from dmesg> irqchip= timer=virt|phys clocksource=
     OSRTC name= driver= epoch0= epoch1=          /sys/class/rtc/rtc0 at the start and the end of /init (not waited for)
     OSTIMER irq= count0= count1= line=           the arch_timer line of /proc/interrupts (summed over CPUs)
     OSHOTPLUG ready pci= hotplug_slots= / OSHOTPLUG seen blk= net= pci= / OSHOTPLUG gone blk= net= pci=
@@ -149,6 +149,26 @@ class OsFacts:
             if len(parts) == 3:
                 out.append((VIRTIO_IDS.get(parts[1], parts[1]), parts[2] or "none"))
         return tuple(out)
+
+    @property
+    def xen(self) -> tuple[tuple[str, str], ...]:
+        """(Xen PV device type, driver) per device on xenbus (a Xen domU): ("vbd", "vbd") is a disk xen-blkfront
+        bound, ("vif", "vif") a network device xen-netfront bound."""
+        out = []
+        for item in _items(self.field("OSDEV", "xen")):
+            parts = item.split("/")
+            if len(parts) == 3:
+                out.append((parts[1], parts[2] or "none"))
+        return tuple(out)
+
+    @property
+    def boot_disk_driver(self) -> str | None:
+        """The driver the boot disk's controller is bound to: ``virtio_blk`` or ``xen-blkfront`` (None: neither)."""
+        if ("block", "virtio_blk") in self.virtio:
+            return "virtio_blk"
+        if ("vbd", "vbd") in self.xen:
+            return "xen-blkfront"
+        return None
 
     def dev(self, name: str) -> str:
         """An OSDEV field ("none" when absent): uart, console, gic, irqchip, timer, clocksource."""

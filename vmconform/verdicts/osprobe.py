@@ -1,10 +1,14 @@
 """Verdicts of suite/test_os.py: what a Linux guest (the OS probe) saw, clause by clause, with its lines as evidence.
 
 - HW-2 (spec 1.0) / V2-5 (spec 2.0), end to end: the kernel booted with ``acpi=off`` on the DT, and (aarch64)
-  with ACPI, and probed from each the UART, virtio (the boot disk), the GIC and the architected timer.
+  with ACPI, and probed from each the UART, virtio (the boot disk), the GIC and the architected timer; in a Xen
+  domU the console may be Xen's PV console (hvc0) and the boot disk a PV disk (xen-blkfront), as PLAT-3 allows.
   Debian's armmp kernel has no ACPI (none exists for AArch32 Linux): on arm the DT boot is judged alone.
-- PLAT-1: every configured vCPU online, System RAM close to the configured memory, PCI enumerated (the boot
-  disk's virtio-pci function bound to its driver).
+- PLAT-1: every configured vCPU online, System RAM close to the configured memory, the buses enumerated (the boot
+  disk's virtio-pci function bound to its driver, or its Xen PV device on xenbus).
+A boot that never ran Linux because of the harness or the host (``xl create`` failed, no output at all) gives
+``error``, never ``fail``; when Linux did not reach /init, only HW-2/V2-5 fail and the clauses /init would have
+shown are ``error`` (not judged).
 - V2-3: PSCI 0.2 or later as the kernel found it, and every secondary CPU brought up (through PSCI CPU_ON).
 - PLAT-5 (V2-8): the kernel runs on the virtual timer and its interrupt (INTID 27) is counted on the CPUs.
 - FW-9: rtc0 is rtc-efi (the UEFI time services, after ExitBootServices), its time is near the host's and does not go
@@ -20,7 +24,7 @@ from collections.abc import Mapping, Sequence
 
 from vmconform.enums import Arch
 from vmconform.osprobe.run import OS_CPUS, HotplugOutcome, OsBoot, VariableOutcome
-from vmconform.verdicts import ERROR, FAIL, PASS, Verdict, collector, short
+from vmconform.verdicts import ERROR, FAIL, PASS, Verdict, boot_failure, collector, short
 from vmconform.vm import VmShape
 
 __all__ = ["described_boot", "description", "hotplug", "platform", "runtime_variables", "VIRTUAL_TIMER_INTID"]
@@ -41,6 +45,12 @@ def _failed_boot(b: OsBoot) -> str | None:
     return f"{b.label} boot: {said}: {how}{at} (transcript {r.transcript})"
 
 
+def _not_described(b: OsBoot) -> str:
+    """The status of a boot that did not describe the VM: FAIL, or ERROR when Linux never ran because of the
+    harness or the host (e.g. ``xl create`` failed, or no output at all)."""
+    return FAIL if b.facts.booted else boot_failure(b.result)[0]
+
+
 def described_boot(b: OsBoot) -> tuple[bool, str]:
     """Whether one boot probed the VM's devices from the description it was meant to use, and the evidence."""
     why = _failed_boot(b)
@@ -48,15 +58,23 @@ def described_boot(b: OsBoot) -> tuple[bool, str]:
         return False, why
     f = b.facts
     want = "ACPI" if b.acpi else "DT"
+    uart = f.dev("uart")
+    if f.xen and uart == "none" and "hvc0" in f.dev("console").split(","):
+        uart = "none, console hvc0 (Xen PV console)"  # PLAT-3 allows it; V2-6 (SBSA UART) is judged from the DT
+    buses = {"Xen PV": ",".join(f"{t}:{d}" for t, d in f.xen)} if f.xen else {}
     seen = {
-        "UART": f.dev("uart"),
+        "UART": uart,
         "virtio": ",".join(f"{t}:{d}" for t, d in f.virtio) or "none",
+        **buses,
         "GIC": f.dev("gic") if f.dev("gic") != "none" else f.dev("irqchip"),
         "timer": f"{f.dev('timer')} ({f.dev('clocksource')})",
     }
-    missing = [k for k, v in seen.items() if v in ("none", "none (none)") or v.startswith("none ")]
-    if not any(t == "block" and d == "virtio_blk" for t, d in f.virtio):
-        missing.append("virtio (the boot disk bound to virtio_blk)")
+    optional = ("virtio", "UART") if f.xen else ()  # a domU's devices are Xen PV ones
+    missing = [
+        k for k, v in seen.items() if k not in optional and (v in ("none", "none (none)") or v.startswith("none "))
+    ]
+    if f.boot_disk_driver is None:
+        missing.append("the boot disk (bound to virtio_blk, or xen-blkfront in a Xen domU)")
     text = f"{b.label} boot: Linux {f.field('OSBOOT', 'release')} described by {f.description}: " + ", ".join(
         f"{k} {v}" for k, v in seen.items()
     )
@@ -76,17 +94,19 @@ def description(boots: Mapping[str, OsBoot], arch: str, spec: str, case: str = "
         v("V2-5", ERROR, "no DT boot was made")
         return out
     ok_dt, ev_dt = described_boot(dt)
-    v("HW-2", PASS if ok_dt else FAIL, ev_dt)
+    st_dt = PASS if ok_dt else _not_described(dt)
+    v("HW-2", st_dt, ev_dt)
     if arch != Arch.AARCH64:
         note = "; AArch32 Linux has no ACPI, so the ACPI half is judged from the tables only (test_hwdesc)"
-        v("V2-5", PASS if ok_dt else FAIL, ev_dt + note)
+        v("V2-5", st_dt, ev_dt + note)
         return out
     acpi = boots.get("acpi")
     if acpi is None:
         v("V2-5", ERROR, "no ACPI boot was made; " + ev_dt)
         return out
     ok_acpi, ev_acpi = described_boot(acpi)
-    v("V2-5", PASS if ok_dt and ok_acpi else FAIL, f"{ev_acpi}; {ev_dt}")
+    statuses = {st_dt, PASS if ok_acpi else _not_described(acpi)}
+    v("V2-5", FAIL if FAIL in statuses else ERROR if ERROR in statuses else PASS, f"{ev_acpi}; {ev_dt}")
     return out
 
 
@@ -96,7 +116,7 @@ def platform(b: OsBoot, shape: VmShape, host_times: tuple[float, float], spec: s
     why = _failed_boot(b)
     if why:
         for clause in ("PLAT-1", "V2-3", "PLAT-5", "FW-9"):
-            v(clause, FAIL if b.result.stop.reason == "dead-end" else ERROR, why)
+            v(clause, ERROR, f"not judged: {why}")
         return out
     f = b.facts
     # PLAT-1
@@ -107,12 +127,16 @@ def platform(b: OsBoot, shape: VmShape, host_times: tuple[float, float], spec: s
         problems.append(f"{len(online)} CPUs online, {OS_CPUS} configured")
     if ram is None or not MEMORY_FLOOR * shape.memory <= ram <= shape.memory:
         problems.append(f"System RAM {ram} bytes, configured {shape.memory_text} (required {MEMORY_FLOOR:.0%}..100%)")
-    if not any(d.vendor == "1af4" and d.driver == "virtio-pci" for d in pci):
+    if f.xen:
+        if ("vbd", "vbd") not in f.xen:
+            problems.append("the boot disk's Xen PV device (vbd) is not on xenbus, bound to xen-blkfront")
+    elif not any(d.vendor == "1af4" and d.driver == "virtio-pci" for d in pci):
         problems.append("the boot disk's virtio-pci function is not enumerated")
     ram_text = f"{ram / (1 << 20):.1f} MiB" if ram is not None else "unknown"
     seen = (
         f"CPUs online {f.field('OSCPU', 'online')} ({len(online)} of {OS_CPUS} configured); System RAM {ram_text} of "
         f"{shape.memory_text}; PCI: {len(pci)} functions ({'; '.join(map(str, bound)) or 'none bound'})"
+        + (f"; xenbus: {f.field('OSDEV', 'xen')}" if f.xen else "")
     )
     v("PLAT-1", FAIL if problems else PASS, seen + (f"; {'; '.join(problems)}" if problems else ""))
     # V2-3

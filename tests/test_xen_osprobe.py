@@ -1,0 +1,121 @@
+"""The OS probe as a Xen domU: Linux on the PV console (hvc0) with a PV disk, judged by what Xen gives a guest.
+
+Verdicts from lines a real domU printed (xen/u-boot, 2026-12-04), a harness failure that must stay an error, and
+real boots in the nested Xen host: Debian's kernel boots through U-Boot (fixed) and sees its PV disk; through
+EDK2 ArmVirtXen it stops in xen_guest_init (the firmware leaves Xen's shared_info page mapped), a finding; a domU
+that powered off with its PV disk connected leaves nothing that stops the next one's disk."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from vmconform import config
+from vmconform.hypervisors import backend_for
+from vmconform.hypervisors.xen import XenBackend
+from vmconform.osprobe import run as osrun
+from vmconform.osprobe.facts import OsFacts
+from vmconform.probe.protocol import format_line, parse_line
+from vmconform.verdicts import osprobe as vos
+from vmconform.vm import VmShape
+
+REPO = Path(__file__).resolve().parent.parent
+MiB = 1 << 20
+
+DOMU = [
+    ("OSBOOT", [], {"arch": "aarch64", "release": "6.1.0-57-arm64", "acpi": "no", "dt": "yes", "cmdline": "a"}),
+    ("OSCPU", [], {"online": "0-3", "present": "0-3", "count": "4"}),
+    ("OSPSCI", [], {"text": "[,0.000000],psci:,PSCIv1.1,detected,in,firmware."}),
+    ("OSSMP", [], {"secondaries": "3", "failed": "0", "brought": "Brought,up,1,node,4,CPUs"}),
+    ("OSMEM", [], {"memtotal_kb": "487216", "system_ram": "536772608"}),
+    ("OSPCI", [], {"count": "0", "devices": ""}),
+    ("OSDEV", [], {"uart": "none", "console": "hvc0", "virtio": "", "xen": "vbd-51712/vbd/vbd", "gic": "GICv3",
+                   "irqchip": "GICv3", "timer": "virt", "clocksource": "arch_sys_counter"}),
+    ("END", [], {"uptime": "2.3"}),
+]  # fmt: skip
+
+
+def _lines(nonce, items):
+    return [parse_line(format_line(nonce, key, args, fields)) for key, args, fields in items]
+
+
+def _boot(lines, *, acpi=False, reason="matched", tail="", status=0):
+    r = dataclasses.make_dataclass("R", ["stop", "transcript", "exit_status", "foreign", "tail", "command"])
+    s = dataclasses.make_dataclass("S", ["reason", "detail", "line"])
+    result = r(s(reason, "the VM process ended" if reason == "exited" else "", ""), Path("t.log"), status, (), tail,
+               ("xl", "create", "-F", "domu.cfg"))  # fmt: skip
+    return osrun.OsBoot(result, OsFacts.from_lines(lines), acpi, "facts", "", None, (995.0, 1005.0))  # type: ignore[arg-type]
+
+
+def _without_disk():
+    out = [(k, a, dict(f)) for k, a, f in DOMU]
+    out[6][2]["xen"] = ""
+    return out
+
+
+def test_a_domu_is_described_by_its_pv_console_and_pv_disk():
+    b = _boot(_lines("x1", DOMU))
+    assert b.facts.xen == (("vbd", "vbd"),) and b.facts.boot_disk_driver == "xen-blkfront"
+    ok, evidence = vos.described_boot(b)
+    assert ok, evidence
+    assert "console hvc0 (Xen PV console)" in evidence and "Xen PV vbd:vbd" in evidence
+    plat1 = next(v for v in vos.platform(b, VmShape(4, 512 * MiB), (995.0, 1005.0), "2.0") if v.clause == "PLAT-1")
+    assert plat1.status == "pass" and "xenbus: vbd-51712/vbd/vbd" in plat1.evidence, plat1.evidence
+
+
+def test_a_domu_without_its_pv_disk_fails_with_the_reason():
+    b = _boot(_lines("x2", _without_disk()))
+    ok, evidence = vos.described_boot(b)
+    assert not ok and "the boot disk (bound to virtio_blk, or xen-blkfront" in evidence, evidence
+    (v,) = vos.description({"dt": b}, "arm", "2.0")  # one DT boot: judged alone
+    assert v.status == "fail"
+
+
+def test_a_domu_that_xl_could_not_create_is_an_error_never_a_fail():
+    tail = "xl: dom0: create failed: xl create failed: libxl: error: ...: Domain 5:Destruction of domain failed"
+    failed = _boot([], reason="exited", tail=tail, status=1)
+    good = _boot(_lines("x3", DOMU))
+    (v25,) = vos.description({"acpi": failed, "dt": good}, "aarch64", "2.0")
+    assert v25.status == "error" and "Linux never reached /init" in v25.evidence, v25
+    statuses = {v.clause: v.status for v in vos.platform(failed, VmShape(4, 512 * MiB), (995.0, 1005.0), "2.0")}
+    assert statuses == dict.fromkeys(("PLAT-1", "V2-3", "PLAT-5", "FW-9"), "error")
+
+
+# --- real boots in the nested Xen host ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def xen() -> XenBackend:
+    entry = config.load(REPO / "hypervisors.yaml").get("xen")
+    backend = backend_for(entry)
+    assert isinstance(backend, XenBackend)
+    try:
+        backend.preflight()
+    except config.ConfigError as e:
+        pytest.fail(f"{e} (scripts/setup.sh test builds the Xen host)", pytrace=False)
+    yield backend
+    backend.close()
+
+
+@pytest.mark.boot
+def test_linux_boots_as_a_domu_through_u_boot_and_stops_in_xen_guest_init_through_edk2(xen, tmp_path):
+    from vmconform.osprobe.assets import parts
+
+    p = parts("aarch64")
+    uboot = config.resolve_firmware(xen.entry, "u-boot", "aarch64")
+    vm = osrun.OsProbeVm(xen, p, uboot, tmp_path / "u", tmp_path / "u-out", 600, tag=f"{tmp_path}/u")
+    b = osrun.boot_os(vm, "xenos1", acpi=False)
+    assert b.facts.finished and "console=hvc0" in b.cmdline, b.result.describe()
+    assert b.facts.cpus_online == (0, 1, 2, 3) and ("vbd", "vbd") in b.facts.xen, b.facts
+    ok, evidence = vos.described_boot(b)
+    assert ok, evidence
+    # that domU powered off with its PV disk connected: the next domU's disk (the same loop device) must attach
+    edk2 = config.resolve_firmware(xen.entry, "edk2", "aarch64")
+    vm = osrun.OsProbeVm(xen, p, edk2, tmp_path / "e", tmp_path / "e-out", 600, tag=f"{tmp_path}/e")
+    e = osrun.boot_os(vm, "xenos2", acpi=False)
+    assert e.result.stop.reason == "dead-end" and "panicked" in e.result.stop.detail, e.result.describe()
+    assert "kernel BUG at arch/arm64/xen/../../arm/xen/enlighten.c" in e.result.transcript.read_text()
+    (hw2,) = vos.description({"dt": e}, "aarch64", "1.0")
+    assert hw2.status == "fail" and "Linux never reached /init" in hw2.evidence, hw2
