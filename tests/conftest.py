@@ -1,21 +1,33 @@
 """The project's own tests: the ``requires`` mark (a missing host tool fails, naming its install command, see
-host_tools.py) and the ``xdist_group`` marks of xdist_groups.py, given here so that the test files need not
-carry them.
+host_tools.py), and with ``-n N --dist loadgroup`` a scheduler that keeps each group of xdist_groups.py on one
+worker.
+
+The groups are decided here, on the controller, from the node ids: xdist's own loadgroup reads ``xdist_group``
+marks on the workers and passes them on by rewriting each test's node id, which pytest 9.2 no longer lets it
+do (pytest-xdist issue #1386: the marks are then silently ignored and grouped tests spread over the workers).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from host_tools import require
 from xdist_groups import group_of
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks into the node ids
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        group = group_of(item.nodeid)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """For ``--dist loadgroup``: xdist's load-by-scope scheduler whose scope is a test's group, else the test."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid) or nodeid
+
+    return GroupScheduling(config, log)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -43,6 +43,21 @@ def test_the_requires_mark_fails_the_test_it_is_on(pytester: pytest.Pytester) ->
     result.stdout.no_fnmatch_line("*skipped*")
 
 
+def test_loadgroup_keeps_a_group_on_one_worker(pytester: pytest.Pytester) -> None:
+    """The conftest's scheduler, not xdist's mark-based loadgroup (which pytest 9.2 silently breaks)."""
+    tests = pytester.mkdir("tests")
+    for helper in ("conftest.py", "host_tools.py", "xdist_groups.py"):
+        (tests / helper).write_text((Path(__file__).parent / helper).read_text())
+    body = "".join(f"def test_{i}():\n    time.sleep(0.2)\n\n\n" for i in range(6))
+    (tests / "test_xen.py").write_text("import time\n\n\n" + body)
+    (tests / "test_other.py").write_text("import time\n\n\n" + body)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:fixtures.plugin", "-n", "2",
+                                           "--dist", "loadgroup", "-v", "tests")  # fmt: skip
+    result.assert_outcomes(passed=12)
+    workers = {line.split()[0] for line in result.outlines if "PASSED tests/test_xen.py::" in line}
+    assert len(workers) == 1, result.outlines
+
+
 @pytest.mark.parametrize(
     ("nodeid", "group"),
     [

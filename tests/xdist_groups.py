@@ -1,5 +1,5 @@
 """Which of the project's tests must stay on one xdist worker when `scripts/run-tests` runs them with
-``-n 2 --dist loadgroup`` (tests/conftest.py gives each an ``xdist_group`` mark):
+``-n 2 --dist loadgroup`` (tests/conftest.py's scheduler makes each group one unit of work):
 
 * ``xen``: every test that boots the nested Xen host VM (2 GiB, 2 vCPUs, minutes to build when the cache is
   cold): one worker runs them one after the other, so only one host VM is ever up and a module's host VM is
