@@ -102,3 +102,25 @@ def test_the_firmware_front_page_is_a_decision(tmp_path: Path) -> None:
     result = runner.boot(backend_for(entry), "aarch64", (disk,), fw, None, tmp_path / "run", timeout=120)
     assert (result.stop.reason, result.stop.detail) == ("dead-end", "the firmware shows its front page"), result.tail
     assert 'starting Boot0000 "UiApp"' in result.stop.line
+
+
+def test_a_loader_that_started_then_failed_passes_fw7_and_fails_fw1_with_what_happened() -> None:
+    import dataclasses
+
+    from vmconform.console import Stop
+    from vmconform.verdicts.payloads import payload_boot
+
+    linux = payloads.PAYLOADS["linux"]
+    line = "[    0.06] Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b"
+    result = dataclasses.make_dataclass("R", ["stop", "foreign", "tail", "command", "exit_status"])(
+        Stop("dead-end", "the Linux kernel panicked", line), (), line, ("xl",), None
+    )
+    run = dataclasses.make_dataclass("P", ["payload", "arch", "result", "nonce", "succeeded", "marker_seen"])(
+        linux, "aarch64", result, "n1", False, True
+    )
+    fw1, fw7 = payload_boot(run, "2.0")  # type: ignore[arg-type]
+    assert (fw1.clause, fw1.status) == ("FW-1", "fail") and "Attempted to kill init" in fw1.evidence, fw1
+    assert "after 'EFI stub: Booting Linux Kernel'" in fw1.evidence
+    assert (fw7.clause, fw7.status) == ("FW-7", "pass") and "EFI stub" in fw7.evidence, fw7
+    run = dataclasses.replace(run, marker_seen=False)  # nothing of the loader ran: both clauses carry it
+    assert [v.status for v in payload_boot(run, "2.0")] == ["fail", "fail"]  # type: ignore[arg-type]
