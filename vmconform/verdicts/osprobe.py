@@ -6,9 +6,6 @@
   Debian's armmp kernel has no ACPI (none exists for AArch32 Linux): on arm the DT boot is judged alone.
 - PLAT-1: every configured vCPU online, System RAM close to the configured memory, the buses enumerated (the boot
   disk's virtio-pci function bound to its driver, or its Xen PV device on xenbus).
-A boot that never ran Linux because of the harness or the host (``xl create`` failed, no output at all) gives
-``error``, never ``fail``; when Linux did not reach /init, only HW-2/V2-5 fail and the clauses /init would have
-shown are ``error`` (not judged).
 - V2-3: PSCI 0.2 or later as the kernel found it, and every secondary CPU brought up (through PSCI CPU_ON).
 - PLAT-5 (V2-8): the kernel runs on the virtual timer and its interrupt (INTID 27) is counted on the CPUs.
 - FW-9: rtc0 is rtc-efi (the UEFI time services, after ExitBootServices), its time is near the host's and does not go
@@ -16,6 +13,10 @@ shown are ``error`` (not judged).
 - PLAT-6 (V2-9): a virtio-blk and a virtio-net device hot-plugged onto root ports appear in the guest and go.
 - FW-5: a non-volatile variable written at runtime (efivarfs) is there after a power-off, in the guest and in
   the host's store.
+
+A boot that never ran Linux because of the harness or the host (``xl create`` failed, no output at all) gives
+``error``, never ``fail``; when Linux did not reach /init, only HW-2/V2-5 fail and the clauses /init would have
+shown are ``error`` (not judged).
 """
 
 from __future__ import annotations
