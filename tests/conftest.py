@@ -9,11 +9,18 @@ do (pytest-xdist issue #1386: the marks are then silently ignored and grouped te
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from host_tools import require
 from xdist_groups import group_of
+
+if TYPE_CHECKING:
+    from vmconform.hypervisors.xen import XenBackend
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -33,3 +40,21 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for mark in item.iter_markers("requires"):
         require(*mark.args)
+
+
+@pytest.fixture(scope="module")
+def xen() -> Iterator[XenBackend]:
+    """The xen entry's backend for a test module (tests/test_xen*.py): its host VM is started by the module's first
+    boot and powered off after the module."""
+    from vmconform import config
+    from vmconform.hypervisors import backend_for
+    from vmconform.hypervisors.xen import XenBackend
+
+    backend = backend_for(config.load(REPO / "hypervisors.yaml").get("xen"))
+    assert isinstance(backend, XenBackend)
+    try:
+        backend.preflight()
+    except config.ConfigError as e:
+        pytest.fail(f"{e} (scripts/setup.sh test builds the Xen host)", pytrace=False)
+    yield backend
+    backend.close()

@@ -27,20 +27,6 @@ REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.boot]
 
 
-@pytest.fixture(scope="module")
-def xen() -> XenBackend:
-    """The xen entry's backend; its host VM is started by the first boot and powered off after the module."""
-    entry = config.load(REPO / "hypervisors.yaml").get("xen")
-    backend = backend_for(entry)
-    assert isinstance(backend, XenBackend)
-    try:
-        backend.preflight()
-    except config.ConfigError as e:
-        pytest.fail(f"{e} (scripts/setup.sh test builds the Xen host)", pytrace=False)
-    yield backend
-    backend.close()
-
-
 def test_the_reference_case_runs_on_both_domu_firmwares_through_the_suite(tmp_path):
     p = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "suite/test_boot.py", "-k", "removable",

@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 
 from vmconform import config
-from vmconform.hypervisors import backend_for
-from vmconform.hypervisors.xen import XenBackend
 from vmconform.osprobe import run as osrun
 from vmconform.osprobe.facts import OsFacts
 from vmconform.probe.protocol import format_line, parse_line
@@ -84,19 +82,6 @@ def test_a_domu_that_xl_could_not_create_is_an_error_never_a_fail():
 
 
 # --- real boots in the nested Xen host ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def xen() -> XenBackend:
-    entry = config.load(REPO / "hypervisors.yaml").get("xen")
-    backend = backend_for(entry)
-    assert isinstance(backend, XenBackend)
-    try:
-        backend.preflight()
-    except config.ConfigError as e:
-        pytest.fail(f"{e} (scripts/setup.sh test builds the Xen host)", pytrace=False)
-    yield backend
-    backend.close()
 
 
 @pytest.mark.boot

@@ -40,6 +40,27 @@ if TYPE_CHECKING:
     from vmconform.assets.xen_host import BootPath, Channel
     from vmconform.firmware import Firmware
 
+
+def _power_off(proc: subprocess.Popen[bytes], channel: Channel) -> bool:
+    """Ask dom0's agent to power off (the host VM, or the agent on a real host) and wait, then kill the process
+    group whatever happened and close the channel; True when the process ended by itself with status 0."""
+    ended = False
+    if proc.poll() is None:
+        try:
+            channel.request("poweroff", timeout=20)
+            proc.wait(timeout=30)
+            ended = proc.returncode == 0
+        except Exception:  # noqa: BLE001 - killed below in any case
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    channel.close()
+    return ended
+
+
 HOST_TIMEOUT = 240.0  # seconds for the host VM to boot Xen and dom0 and report ready (TCG, loaded machine)
 SSH_TIMEOUT = 120.0  # seconds for ssh to copy the agent or a disk, or for the remote agent to report ready
 AGENT = Path(__file__).resolve().parent.parent / "assets" / "dom0" / "agent"
@@ -199,18 +220,7 @@ class HostVM:
         """Power the host off (politely when dom0 answers), then kill its process group whatever happened."""
         if self.proc.returncode is not None and not self.dir.exists():
             return  # stopped already
-        if self.alive():
-            try:
-                self.channel.request("poweroff", timeout=20)
-                self.proc.wait(timeout=30)
-            except Exception:  # noqa: BLE001 - killed below in any case
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
-        self.channel.close()
+        _power_off(self.proc, self.channel)
         shutil.rmtree(self.dir, ignore_errors=True)  # its vars copy (64 MiB) and the emptied share
 
 
@@ -337,20 +347,7 @@ class RemoteHost:
         """End the agent (it destroys its domUs and removes its folder), then ssh; remove the folder if it could not."""
         if self.proc.returncode is not None:
             return
-        ended = False
-        try:
-            self.channel.request("poweroff", timeout=20)
-            self.proc.wait(timeout=30)
-            ended = self.proc.returncode == 0
-        except Exception:  # noqa: BLE001 - killed below in any case
-            pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
-        self.channel.close()
-        if not ended:
+        if not _power_off(self.proc, self.channel):
             try:
                 self.run(f"rm -rf {shlex.quote(self.dir)}")
             except XenHostError:
