@@ -167,7 +167,7 @@ class XenConsole(ConsoleBase):
     def _await_exit(self, deadline: float) -> None:
         """Wait for the agent's "exited" event of this domU (its ``xl create -F`` ended), keeping other messages."""
         while not any(m.kind == "event" and m.args[:2] == (self.name, "exited") for m in self._queue):
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or not self.vm.alive():  # a dead host's channel is at EOF: no wait
                 return
             for msg in self.vm.channel.messages(min(deadline, time.monotonic() + 1.0)):
                 self._queue.append(msg)
