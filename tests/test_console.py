@@ -68,6 +68,26 @@ def test_dead_end_prompt_without_newline_ends_at_once(tmp_path):
     assert stop.elapsed < 10
 
 
+def test_escapes_cut_between_reads_are_still_stripped(tmp_path):
+    """A VM slowed down by a loaded host prints a menu a byte or two per read (systemd-boot's, as it drew it in
+    CI): escape sequences cut by a read's end must still become line breaks, the title a clean line of its own."""
+    argv = script(r"""
+        import sys, time
+        menu = ("\x1b[2J\x1b[25;16H\x1b[0m   VMCONFORM-PAYLOAD abc systemd-boot   \x1b[26;16H\x1b[0m\x1b[37m"
+                "\x1b[40m   Reboot Into Firmware Interface   \x1b[27;01H      ")
+        for i in range(0, len(menu), 2):
+            sys.stdout.write(menu[i : i + 2])
+            sys.stdout.flush()
+            time.sleep(0.01)
+        time.sleep(30)
+    """)
+    with Console(argv, tmp_path) as con:
+        stop = con.watch(lambda ln: "menu" if "VMCONFORM-PAYLOAD abc systemd-boot" in ln else None, timeout=20)
+        assert stop.reason == "matched" and stop.line == "   VMCONFORM-PAYLOAD abc systemd-boot   "
+        con.watch(lambda ln: "next" if "Reboot" in ln else None, timeout=20)
+    assert "\x1b" not in (tmp_path / "console.log").read_text()
+
+
 def test_timeout_kills_the_whole_process_group(tmp_path):
     # the "VM" starts a child of its own; both must be gone afterwards
     argv = script(r"""

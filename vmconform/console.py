@@ -29,6 +29,10 @@ _ESC_BREAK = re.compile(rb"\x1b\[[0-9;]*[HfJ]")
 _ESC_OTHER = re.compile(rb"\x1b(?:\[[0-9;=?]*[A-Za-z]|[()][A-Za-z0-9]|[=>78cDEHMNOZ])")
 
 
+# An escape sequence cut by the end of a read (a slow VM's console arrives a few bytes at a time): held back
+# and stripped once its end has come.
+_ESC_UNFINISHED = re.compile(rb"\x1b(?:\[[0-9;=?]*|[()])?\Z")
+
 # "\r\n", "\r\r\n" (a CRLF sent through a tty's onlcr, as U-Boot does) and a lone "\r" each end one line.
 _NEWLINE = re.compile(rb"\r*\n|\r")
 
@@ -143,11 +147,15 @@ class ConsoleBase:
             self._raw.flush()
             if self._echo is not None:
                 self._echo(data)
-        text = self._pending + strip_ansi(data)
+        text = self._pending + data
         held = b""
-        if from_vm:  # a CR at the end of a read may be half of a CR LF split across reads: decide on it later
+        if from_vm:  # an escape or a CR LF cut by the end of this read: decide on it with the next read
+            cut = _ESC_UNFINISHED.search(text)
+            if cut is not None:
+                text, held = text[: cut.start()], text[cut.start() :]
             stripped = text.rstrip(b"\r")
-            text, held = stripped, text[len(stripped) :]
+            text, held = stripped, text[len(stripped) :] + held
+        text = strip_ansi(text)
         text = _NEWLINE.sub(b"\n", text)
         complete, rest = self._lines_of(text)
         self._pending = rest + held

@@ -71,7 +71,7 @@ class Payload:
         own = {
             "grub": (grub_prompt,),
             "shim": (shim_fail, grub_prompt),
-            "systemd-boot": ((_de(re.escape(self.marker(nonce)), "systemd-boot shows its menu"), True),),
+            "systemd-boot": ((_de(re.escape(self.marker(nonce)), "systemd-boot shows its menu", partial=True), True),),
             "linux": (
                 (
                     _de(
