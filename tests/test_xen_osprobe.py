@@ -104,3 +104,51 @@ def test_linux_boots_as_a_domu_through_u_boot_and_stops_in_xen_guest_init_throug
     assert "kernel BUG at arch/arm64/xen/../../arm/xen/enlighten.c" in e.result.transcript.read_text()
     (hw2,) = vos.description({"dt": e}, "aarch64", "1.0")
     assert hw2.status == "fail" and "Linux never reached /init" in hw2.evidence, hw2
+
+
+@pytest.mark.boot
+def test_a_pv_disk_and_a_vif_hot_plugged_into_a_running_domu_appear_and_go(xen, tmp_path, monkeypatch):
+    """PLAT-6 on Xen: xl block-attach / network-attach while Linux runs in the domU (U-Boot fixed), the guest sees
+    xvdb and eth0 appear and go; nothing of the disk stays in dom0; xl's refusal is the hypervisor's, in its words."""
+    from vmconform.assets.xen_host import b64
+    from vmconform.hypervisors import HotplugRefused
+    from vmconform.osprobe.assets import parts
+
+    controls = []
+    make = xen.hotplug
+
+    def keep(*args):
+        variant, control = make(*args)
+        controls.append(control)
+        return variant, control
+
+    monkeypatch.setattr(xen, "hotplug", keep)
+    uboot = config.resolve_firmware(xen.entry, "u-boot", "aarch64")
+    vm = osrun.OsProbeVm(xen, parts("aarch64"), uboot, tmp_path / "w", tmp_path / "out", 600, tag=f"{tmp_path}/hp")
+    o = osrun.hotplug_flow(vm, "xenhp1")
+    (v,) = vos.hotplug(o, "2.0")
+    assert v.status == "pass", v.evidence
+    assert "xl block-attach" in v.evidence and "xl network-attach" in v.evidence and "mac=00:16:3e:" in v.evidence
+    assert "the guest saw block xvdb, network eth0" in v.evidence and "left none, none" in v.evidence, v.evidence
+    assert o.removed == ("vmc-hp-blk", "vmc-hp-net") and not o.refused and not o.broken
+    host = xen._host.vm
+    msg = host.channel.request("run", b64("losetup -a; ls /work"), timeout=60)
+    left = msg.payload.decode()
+    assert "vmc-hp-blk" not in left, left
+    # the domU is gone now: xl refuses a device for it, and the control says so as a refusal, not a broken channel
+    with pytest.raises(HotplugRefused, match="network-attach|plug") as refused:
+        controls[0].add("net", "vmc-late", 1)
+    assert "dom0: plug failed:" in str(refused.value), refused.value
+
+
+def test_a_broken_hot_plug_control_is_an_error_and_a_refusal_a_fail():
+    """The channel to the hypervisor broke (a fault made up here: a real one needs the host to die mid-request)."""
+    ready = ("OSHOTPLUG", ["ready"], {"blk": "xvda", "net": "", "pci": "", "slots": ""})
+    b = _boot(_lines("x4", [*DOMU[:-1], ready, DOMU[-1]]))
+    where = "Xen PV devices (xl block-attach / network-attach into the running domU; no PCI ports involved)"
+    broken = osrun.HotplugOutcome(b, 2, (), "", (), where, "", "dom0 did not answer plug within 120 s")
+    (v,) = vos.hotplug(broken, "2.0")
+    assert v.status == "error" and "the harness's hot-plug control failed: dom0 did not answer" in v.evidence
+    refused = dataclasses.replace(broken, refused="dom0: plug failed: libxl: error: device add failed", broken="")
+    (v,) = vos.hotplug(refused, "2.0")
+    assert v.status == "fail" and v.evidence.startswith(where + ": the hypervisor refused: dom0: plug failed")

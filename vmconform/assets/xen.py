@@ -45,6 +45,7 @@ DOM0_MODULES = (
     "xen-gntdev",
     "xen-gntalloc",
     "xen-blkback",
+    "xen-netback",  # PLAT-6: a vif hot-plugged into a domU (xl network-attach)
     "loop",
     "9pnet_virtio",
     "9p",

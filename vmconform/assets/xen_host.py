@@ -151,6 +151,10 @@ def qemu_command(
     return cmd
 
 
+class AgentRefused(AssetError):
+    """The agent answered a request with err: its message is what dom0's tool said (xl, losetup)."""
+
+
 class Channel:
     """The harness's end of the control port: listen first, then start QEMU, then `accept`."""
 
@@ -213,7 +217,7 @@ class Channel:
             self._buf += data
 
     def request(self, verb: str, *args: str, timeout: float = 60.0) -> Message:
-        """Send a command and wait for its ok (returned) or err (raised as AssetError).
+        """Send a command and wait for its ok (returned) or err (raised as AgentRefused; no answer: AssetError).
 
         Other messages that arrive meanwhile are appended to `pending`, for the caller to handle.
         """
@@ -221,7 +225,7 @@ class Channel:
         for msg in self.messages(time.monotonic() + timeout):
             if msg.kind in ("ok", "err") and msg.args and msg.args[0] == str(seq):
                 if msg.kind == "err":
-                    raise AssetError(f"dom0: {verb} failed: {' '.join(msg.args[1:])}")
+                    raise AgentRefused(f"dom0: {verb} failed: {' '.join(msg.args[1:])}")
                 return msg
             self.pending.append(msg)
         raise AssetError(f"dom0 did not answer {verb} within {timeout:.0f} s")

@@ -117,6 +117,13 @@ class HotplugControl(ABC):
         """Device IDs whose removal the hypervisor reported complete."""
         return ()
 
+    # how `removed` knows, in the verdict's words ("... for vmc-hp-blk, vmc-hp-net")
+    removed_words: ClassVar[str] = "QEMU reported DEVICE_DELETED for"
+
+    def placement(self, ports: int) -> str:
+        """Where the devices go, for the verdict's evidence."""
+        return f"{ports} pcie-root-port(s)"
+
     def describe(self) -> str:
         """The hypervisor in words for the report (its product and version), "" when the backend cannot tell."""
         return ""

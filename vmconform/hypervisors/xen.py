@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from vmconform.console import ConsoleBase
 from vmconform.enums import StoreKind
-from vmconform.hypervisors import Backend, BootRequest, VariableStore, as_disk
+from vmconform.hypervisors import Backend, BootRequest, HotplugControl, VariableStore, as_disk
 from vmconform.hypervisors.xen_hosts import HostVM, RemoteHost, XenDom0, XenHostError, ssh_argv
 from vmconform.vm import VmShape, memory_bytes
 
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from vmconform.assets.xen_host import Message
     from vmconform.config import HypervisorEntry
     from vmconform.firmware import Firmware
+    from vmconform.hypervisors.xen_hotplug import XenHotplug
 
 REQUEST_TIMEOUT = 120.0  # seconds for one agent command (losetup over 9p, xl create's hotplug scripts)
 WRAP = 80  # EDK2's console width on Xen: it breaks longer lines after this many columns
@@ -75,17 +76,30 @@ class XenConsole(ConsoleBase):
         except XenHostError as e:
             self._failed = str(e)
 
+    def ask(self, verb: str, *args: str) -> Message:
+        """One request to the agent (AgentRefused: its err answer; AssetError: no answer); the console messages
+        that arrive meanwhile are kept for this console (a hot-plug request is made while the console is read)."""
+        try:
+            return self.vm.channel.request(verb, *args, timeout=REQUEST_TIMEOUT)
+        finally:
+            self._take_pending()
+
+    def _take_pending(self) -> None:
+        self._queue.extend(self.vm.channel.pending)
+        self.vm.channel.pending.clear()
+
     def _request(self, verb: str, *args: str) -> Message:
         from vmconform.assets.cache import AssetError
 
         try:
-            msg = self.vm.channel.request(verb, *args, timeout=REQUEST_TIMEOUT)
+            return self.ask(verb, *args)
         except AssetError as e:
             raise XenHostError(f"{e} (host console tail: {self.vm.tail()})") from None
-        finally:
-            self._queue.extend(self.vm.channel.pending)
-            self.vm.channel.pending.clear()
-        return msg
+
+    @property
+    def disk_count(self) -> int:
+        """The disks the domU was created with (xvda, xvdb, ...)."""
+        return len(self._loops)
 
     def _attach(self, req: BootRequest, i: int) -> tuple[str, str]:
         disk = as_disk(req.disks[i])
@@ -102,6 +116,7 @@ class XenConsole(ConsoleBase):
             text, self._failed = f"xl: {self._failed}\n", ""
             self._ended, self.exit_status = True, 1
             return text.encode()
+        self._take_pending()
         if self._ended and not self._queue:
             return None
         if not self._queue:
@@ -166,6 +181,7 @@ class XenConsole(ConsoleBase):
 
     def _await_exit(self, deadline: float) -> None:
         """Wait for the agent's "exited" event of this domU (its ``xl create -F`` ended), keeping other messages."""
+        self._take_pending()
         while not any(m.kind == "event" and m.args[:2] == (self.name, "exited") for m in self._queue):
             if time.monotonic() >= deadline or not self.vm.alive():  # a dead host's channel is at EOF: no wait
                 return
@@ -212,12 +228,22 @@ class XenBackend(Backend):
         super().__init__(entry)
         self._host = _Host()
         self._cpus = 1
+        self._hotplug: XenHotplug | None = None  # set in the variant `hotplug` makes
 
     def with_cpus(self, arch: str, cpus: int) -> Backend:
         """The same host (one per process, shared by every variant), domUs with `cpus` vCPUs (xl's ``vcpus``)."""
         variant = _copy.copy(self)
         variant._cpus = cpus
         return variant
+
+    def hotplug(self, arch: str, ports: int, control: Path) -> tuple[Backend, HotplugControl]:
+        """The same host, and a control that adds PV devices to the variant's next domU through xl
+        (`vmconform.hypervisors.xen_hotplug`); `ports` means nothing here: a domU has no PCI slots to fill."""
+        from vmconform.hypervisors.xen_hotplug import XenHotplug
+
+        variant = _copy.copy(self)
+        variant._hotplug = XenHotplug(control)
+        return variant, variant._hotplug
 
     def linux_console(self, arch: str) -> str:
         return "hvc0"  # a domU's console is Xen's PV console; it has no UART unless the config asks for a vuart
@@ -347,7 +373,10 @@ class XenBackend(Backend):
         (req.workdir / "command.sh").write_text(
             f"# domU {name} of Xen {vm.xen_version}; its config is domu.cfg\nxl create -F domu.cfg\n# on {vm.where}\n"
         )
-        return XenConsole(vm, req, config, name, echo)
+        console = XenConsole(vm, req, config, name, echo)
+        if self._hotplug is not None:
+            self._hotplug.bind(console)
+        return console
 
     def shape(self, arch: str) -> VmShape:
         return VmShape(self._cpus, memory_bytes(self.entry.arches[arch].memory))

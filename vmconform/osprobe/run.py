@@ -64,6 +64,9 @@ class OsBoot:
 
     @property
     def label(self) -> str:
+        """How the boot is named in evidence: by its description for the facts boots, by its flow otherwise."""
+        if self.mode != "facts":
+            return {"hotplug": "the hot-plug", "var": "the variable"}.get(self.mode, self.mode)
         return "ACPI" if self.acpi else "DT (acpi=off)"
 
 
@@ -141,6 +144,9 @@ class HotplugOutcome:
     actions: tuple[str, ...]
     refused: str  # the hypervisor's refusal, "" when it took every request
     removed: tuple[str, ...] = field(default=())  # device IDs the hypervisor reported deleted
+    placement: str = ""  # where the devices went, in the hypervisor's words ("2 pcie-root-port(s)")
+    removed_words: str = ""  # how the hypervisor reported the removals
+    broken: str = ""  # the control channel failed (the harness could not ask): no claim about the hypervisor
 
 
 def hotplug_flow(vm: OsProbeVm, nonce: str, *, ports: int = 2) -> HotplugOutcome:
@@ -152,6 +158,7 @@ def hotplug_flow(vm: OsProbeVm, nonce: str, *, ports: int = 2) -> HotplugOutcome
         variant, control = vm.backend.hotplug(vm.parts.arch, ports, control_dir)
         actions: list[str] = []
         refused: list[str] = []
+        broken: list[str] = []
         removed: list[str] = []
 
         def decide(line: ProbeLine) -> str | None:
@@ -170,14 +177,18 @@ def hotplug_flow(vm: OsProbeVm, nonce: str, *, ports: int = 2) -> HotplugOutcome
                     actions.append(control.remove("vmc-hp-net"))
                 elif line.args[0] == "gone":
                     removed.extend(control.removed())
-            except (HotplugRefused, OSError) as e:  # OSError: the control channel broke (the VM went away)
+            except HotplugRefused as e:
                 refused.append(str(e))
                 return f"the hypervisor refused the hot-plug request: {e}"
+            except OSError as e:  # the control channel broke (the VM or its host went away, or never answered)
+                broken.append(str(e))
+                return f"the hot-plug control failed: {e}"
             return None
 
         run = boot_os(replace(vm, backend=variant), nonce, mode="hotplug", decide=decide)
         _close(control)
-        return HotplugOutcome(run, ports, tuple(actions), "; ".join(refused), tuple(removed))
+        return HotplugOutcome(run, ports, tuple(actions), "; ".join(refused), tuple(removed),
+                              control.placement(ports), control.removed_words, "; ".join(broken))  # fmt: skip
     finally:
         shutil.rmtree(control_dir, ignore_errors=True)
 
