@@ -8,7 +8,7 @@ import random
 from pathlib import Path
 
 from vmconform.console import ConsoleBase
-from vmconform.hypervisors.xen import WRAP, XenConsole
+from vmconform.hypervisors.xen_console import WRAP, XenConsole
 
 
 class Reader(XenConsole):

@@ -25,7 +25,7 @@ from vmconform.hypervisors import HotplugControl, HotplugRefused
 
 if TYPE_CHECKING:
     from vmconform.assets.xen_host import Message
-    from vmconform.hypervisors.xen import XenConsole
+    from vmconform.hypervisors.xen_console import XenConsole
 
 DISK_SIZE = 64 << 20
 XVD_MAJOR = 202  # Linux's major for xvd*: xl block-list shows a PV disk's vdev as (202 << 8) | (index << 4)
