@@ -1,10 +1,10 @@
 """The Xen hosts a domU runs on: the nested host VM (`HostVM`) or a real Xen host reached over ssh (`RemoteHost`).
 
-Both give `vmconform.hypervisors.xen_console.XenConsole` the same things (`XenDom0`): the control channel to dom0's agent
-(vmconform/assets/dom0/agent, whose header is the protocol), the domU names, the Xen version, and a place for a
-case's disks the agent can ``losetup``. The nested host shares a folder with dom0 over 9p (a hard link puts the
-disk there); a real host gets a copy in its work folder over ssh (gzip on both ends) and gives it back after
-the domU ended, so the host-side NVRAM evidence reads the image as the domU left it.
+Both give `vmconform.hypervisors.xen_console.XenConsole` the same things (`XenDom0`): the control channel to dom0's
+agent (vmconform/assets/dom0/agent, whose header is the protocol), the domU names, the Xen version, and a place for
+a case's disks the agent can ``losetup``. The nested host shares a folder with dom0 over 9p (a hard link puts the
+disk there); a real host gets a copy in its work folder over ssh (gzip on both ends) and gives it back after the
+domU ended, so the host-side NVRAM evidence reads the image as the domU left it.
 
 A real Xen host (hypervisors.yaml ``xen_host: ssh ...``): the harness copies the agent into a fresh folder
 ``<workdir>/vmc-<pid>-<random>`` and runs ``bash <folder>/agent --stdio <folder>`` over ssh, the protocol on
