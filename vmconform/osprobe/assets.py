@@ -12,7 +12,9 @@ when the firmware starts the removable-media path with no boot entry:
   `vmconform.payloads` does) with a ``grub.cfg`` that loads the kernel and initramfs from the ESP. Measured:
   the armmp kernel has no ``initrd=`` loader, and started through systemd-stub 252 (LoadImage from memory) it
   stops in early boot on AAVMF32 right after efi_init, with or without an initrd, while GRUB's hand-over
-  (initrd in the DT) boots.
+  (initrd in the DT) boots. The kernel's PE header is made to declare its decompressor's heap
+  (`vmconform.osprobe.zimage`): without it, U-Boot's LoadImage copy of the kernel ends a few pages below the
+  initrd, and the heap overwrites the initrd's start.
 
 The folder ``<cache>/osprobe/<arch>/<key>`` is keyed on every package version, the module list, the init
 script and `RECIPE`: the same package versions give the same bytes (`vmconform.assets.initrd` writes the
@@ -32,6 +34,7 @@ from vmconform.assets.debian import Archive, unpack
 from vmconform.assets.initrd import Root
 from vmconform.assets.kernel import FLAVOURS, KernelFiles, kernel
 from vmconform.image.fat import EspFile
+from vmconform.osprobe.zimage import declare_heap
 
 __all__ = ["MODULES", "OsProbeParts", "parts"]
 
@@ -80,7 +83,7 @@ class OsProbeParts:
         return (
             EspFile("EFI/BOOT/BOOTARM.EFI", self.grub.read_bytes()),
             EspFile("EFI/BOOT/grub.cfg", cfg.encode()),
-            EspFile("EFI/BOOT/vmlinuz", self.kernel.image.read_bytes()),
+            EspFile("EFI/BOOT/vmlinuz", declare_heap(self.kernel.image.read_bytes())),  # see osprobe.zimage
             EspFile("EFI/BOOT/initrd.img", self.initrd.read_bytes()),
         )
 
