@@ -110,6 +110,20 @@ def descriptor(rel: Release, arch: str, code: Path, vars_template: Path) -> dict
     }
 
 
+def _write_descriptors(rel: Release, into: Path, folder: Path) -> None:
+    """The EDK2 descriptors in `into`/firmware, naming the files as they will be in `folder` (rewritten only when
+    they differ: a cache copied or moved elsewhere keeps its releases)."""
+    if rel.kind != "edk2":
+        return
+    (into / "firmware").mkdir(exist_ok=True)
+    for arch_name, *paths in rel.files:
+        code, vars_template = (folder / "root" / p for p in paths)
+        text = json.dumps(descriptor(rel, arch_name, code, vars_template), indent=2) + "\n"
+        out = into / "firmware" / f"{arch_name}.json"
+        if not out.is_file() or out.read_text() != text:
+            out.write_text(text)
+
+
 def fetch(rel: Release, *, force: bool = False, log: bool = True) -> Path:
     """Download and unpack `rel` into the cache (a no-op when current and not `force`d); its folder."""
     from vmconform.assets.debian import Archive, unpack
@@ -117,6 +131,7 @@ def fetch(rel: Release, *, force: bool = False, log: bool = True) -> Path:
     folder = release_dir(rel.name)
     with locked(releases_dir() / f".{rel.name}.lock"):
         if is_current(rel) and not force:
+            _write_descriptors(rel, folder, folder)  # the cache may have moved: descriptors name absolute paths
             if log:
                 print(f"cached  {rel.name}: {folder}")
             return folder
@@ -138,17 +153,13 @@ def fetch(rel: Release, *, force: bool = False, log: bool = True) -> Path:
             unpack(debs, tmp / "root")
             _reroot_links(tmp / "root")
             sha: dict[str, str] = {}
-            for arch_name, *paths in rel.files:
+            for _arch, *paths in rel.files:
                 for f in paths:
                     if f and not (tmp / "root" / f).is_file():
                         raise AssetError(f"{rel.name}: {f} is not in {', '.join(p.name for p in pkgs)}")
                     if f:
                         sha[f] = sha256_file(tmp / "root" / f)
-                if rel.kind == "edk2":
-                    (tmp / "firmware").mkdir(exist_ok=True)
-                    code, vars_template = (folder / "root" / p for p in paths)
-                    doc = descriptor(rel, arch_name, code, vars_template)
-                    (tmp / "firmware" / f"{arch_name}.json").write_text(json.dumps(doc, indent=2) + "\n")
+            _write_descriptors(rel, tmp, folder)
             stamp = {"name": rel.name, "suite": rel.suite, "versions": {p.name: p.version for p in pkgs},
                      "sha256": sha}  # fmt: skip
             (tmp / "release.json").write_text(json.dumps(stamp, indent=2) + "\n")
