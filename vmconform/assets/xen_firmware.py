@@ -8,13 +8,14 @@ A Xen-on-Arm domU's "kernel" is the UEFI firmware that then boots the case's dis
   ``liblto-aarch64.a`` rebuilt from its ``.s`` the way debian/rules does (Debian strips the binary).
 * ``u-boot-stock``: U-Boot ``xenguest_arm64_defconfig`` from ``apt-get source u-boot``, with only
   patches/u-boot-xenguest-stock.fragment (no 10 s autoboot delay, a bootcmd that tries the
-  removable-media path), so the report can show what the stock configuration does.
+  removable-media path) and patches/u-boot-xenbus-reply-timeout.patch (60 s, not 5 s, for xenstored's
+  answer: the nested dom0 on a loaded machine answered later, and U-Boot then read every later answer one
+  request off and crashed; a real host answers at once), so the report can show what the stock
+  configuration does.
 * ``u-boot-fixed``: the same plus patches/u-boot-xenguest-fixed.fragment (GPT, PSCI power-off/reset),
-  patches/u-boot-pvblock-efi-devpath.patch (an EFI device path for PV disks),
+  patches/u-boot-pvblock-efi-devpath.patch (an EFI device path for PV disks) and
   patches/u-boot-xenguest-release-xen-pages.patch (Xen's shared_info and grant-table pages given back at
-  ExitBootServices, so that Linux started through UEFI can map them) and
-  patches/u-boot-xenbus-reply-timeout.patch (60 s, not 5 s, for xenstored's answer: the nested dom0 on a
-  loaded machine answered later, and U-Boot then read every later answer one request off and crashed).
+  ExitBootServices, so that Linux started through UEFI can map them).
 
 Each is built with Debian's cross compiler (gcc-aarch64-linux-gnu), ``nice -n 10`` and ``-j2``, into a
 cache folder keyed on the source version, the cross compiler's version, our patches and fragments and
@@ -89,16 +90,16 @@ def ensure_build_tools() -> None:
 def _inputs(name: FirmwareName) -> tuple[str, tuple[Path, ...]]:
     if name == "edk2":
         return "edk2", (PATCHES / "edk2-armvirtxen-securebootvariablelib.patch",)
-    stock = PATCHES / "u-boot-xenguest-stock.fragment"
+    # both: the nested host's xenstored may answer later than U-Boot's 5 s (not a property of the firmware)
+    stock = (PATCHES / "u-boot-xenguest-stock.fragment", PATCHES / "u-boot-xenbus-reply-timeout.patch")
     if name == "u-boot-stock":
-        return "u-boot", (stock,)
+        return "u-boot", stock
     fixed = (
         "u-boot-xenguest-fixed.fragment",
         "u-boot-pvblock-efi-devpath.patch",
         "u-boot-xenguest-release-xen-pages.patch",
-        "u-boot-xenbus-reply-timeout.patch",
     )
-    return "u-boot", (stock, *(PATCHES / f for f in fixed))
+    return "u-boot", (*stock, *(PATCHES / f for f in fixed))
 
 
 def _cross_version() -> str:

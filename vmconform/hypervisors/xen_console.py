@@ -41,12 +41,13 @@ class XenConsole(ConsoleBase):
         self._shutdown_code: int | None = None
         self._ended = False
         self._failed = ""
+        self.domid = ""  # Xen's number for the running domain (a restart by on_reboot makes a new one)
         try:
             devs = [self._attach(req, i) for i in range(len(req.disks))]
             text = config.replace("@DISKS@", ", ".join(f"'phy:{d},xvd{chr(ord('a') + i)},{m}'"
                                                        for i, (d, m) in enumerate(devs)))  # fmt: skip
             (req.workdir / "domu.cfg").write_text(text)
-            self._request("create", name, _b64(text))
+            self.domid = self._request("create", name, _b64(text)).args[1]
         except XenHostError as e:
             self._failed = str(e)
 
@@ -109,6 +110,8 @@ class XenConsole(ConsoleBase):
                 out += msg.payload
             elif msg.kind == "xl":  # what xl create -F printed besides its progress (warnings, errors)
                 out += b"xl: " + msg.payload.rstrip(b"\n") + b"\n"
+            elif msg.kind == "event" and len(msg.args) > 2 and msg.args[1] == "started":
+                self.domid = msg.args[2]
             elif msg.kind == "event" and len(msg.args) > 2 and msg.args[1] == "shutdown" and msg.args[2].isdigit():
                 self._shutdown_code = int(msg.args[2])
             elif msg.kind == "event" and msg.args[1:2] == ("exited",):

@@ -94,28 +94,28 @@ class XenHotplug(HotplugControl):
             self._shared.append(rel)
             loop = self._ask("attach", rel, "rw", "512").args[1]
             self._loops.append(loop)
-            self._ask("plug", con.name, "blk", loop, vdev)
+            self._ask("plug", con.domid, "blk", loop, vdev)
             self.devices[dev_id] = ("blk", vdev)
-            return f"xl block-attach {con.name} phy:{loop},{vdev},w (an empty {DISK_SIZE >> 20} MiB disk)"
+            return f"xl block-attach {con.domid} phy:{loop},{vdev},w (an empty {DISK_SIZE >> 20} MiB disk)"
         if kind == "net":
             mac = mac_of(dev_id)
-            self._ask("plug", con.name, "net", mac)
+            self._ask("plug", con.domid, "net", mac)
             self.devices[dev_id] = ("net", mac)
-            return f"xl network-attach {con.name} mac={mac} (a vif on no bridge)"
+            return f"xl network-attach {con.domid} mac={mac} (a vif on no bridge)"
         raise HotplugRefused(f"unknown device kind {kind!r} (blk or net)")
 
     def remove(self, dev_id: str) -> str:
         con = self._con()
         kind, handle = self.devices[dev_id]
         self._asked_gone.append(dev_id)
-        self._ask("unplug", con.name, kind, handle)
-        return f"xl {'block' if kind == 'blk' else 'network'}-detach {con.name} {handle}"
+        self._ask("unplug", con.domid, kind, handle)
+        return f"xl {'block' if kind == 'blk' else 'network'}-detach {con.domid} {handle}"
 
     def removed(self) -> tuple[str, ...]:
         """The devices asked to go that xl no longer lists for the domU."""
         if not self._asked_gone:
             return ()
-        msg = self._ask("devices", self._con().name)
+        msg = self._ask("devices", self._con().domid)
         listed = dict(arg.split("=", 1) for arg in msg.args[1:] if "=" in arg)
         blks, nets = listed.get("blk", "").split(","), listed.get("net", "").split(",")
         gone = []
