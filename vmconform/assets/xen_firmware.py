@@ -8,10 +8,10 @@ A Xen-on-Arm domU's "kernel" is the UEFI firmware that then boots the case's dis
   ``liblto-aarch64.a`` rebuilt from its ``.s`` the way debian/rules does (Debian strips the binary).
 * ``u-boot-stock``: U-Boot ``xenguest_arm64_defconfig`` from ``apt-get source u-boot``, with only
   patches/u-boot-xenguest-stock.fragment (no 10 s autoboot delay, a bootcmd that tries the
-  removable-media path) and patches/u-boot-xenbus-reply-timeout.patch (60 s, not 5 s, for xenstored's
-  answer: the nested dom0 on a loaded machine answered later, and U-Boot then read every later answer one
-  request off and crashed; a real host answers at once), so the report can show what the stock
-  configuration does.
+  removable-media path) and patches/u-boot-xenbus-reply.patch (xenbus waits for any unread reply of
+  xenstored, not for one that comes after it looked, and for 60 s: on a loaded host a reply that came first
+  was missed, every later answer was read one request off and U-Boot crashed, at random), so the report can
+  show what the stock configuration does.
 * ``u-boot-fixed``: the same plus patches/u-boot-xenguest-fixed.fragment (GPT, PSCI power-off/reset),
   patches/u-boot-pvblock-efi-devpath.patch (an EFI device path for PV disks) and
   patches/u-boot-xenguest-release-xen-pages.patch (Xen's shared_info and grant-table pages given back at
@@ -90,8 +90,8 @@ def ensure_build_tools() -> None:
 def _inputs(name: FirmwareName) -> tuple[str, tuple[Path, ...]]:
     if name == "edk2":
         return "edk2", (PATCHES / "edk2-armvirtxen-securebootvariablelib.patch",)
-    # both: the nested host's xenstored may answer later than U-Boot's 5 s (not a property of the firmware)
-    stock = (PATCHES / "u-boot-xenguest-stock.fragment", PATCHES / "u-boot-xenbus-reply-timeout.patch")
+    # both: a race in U-Boot's xenbus crashes either at random on a loaded host (see the patch)
+    stock = (PATCHES / "u-boot-xenguest-stock.fragment", PATCHES / "u-boot-xenbus-reply.patch")
     if name == "u-boot-stock":
         return "u-boot", stock
     fixed = (
