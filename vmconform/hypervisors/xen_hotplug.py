@@ -17,7 +17,6 @@ The agent's ``err`` answer (xl's own words) is a refusal by the hypervisor; a re
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -127,7 +126,8 @@ class XenHotplug(HotplugControl):
         return tuple(gone)
 
     def close(self) -> None:
-        """Detach the disk's loop device and remove its file (after the domU ended)."""
+        """Detach the disk's loop device and take its file out of the host's folder (after the domU ended; the
+        folder `folder` is its maker's to remove)."""
         from vmconform.assets.cache import AssetError
 
         con = self.console
@@ -140,6 +140,4 @@ class XenHotplug(HotplugControl):
         for rel in self._shared:
             if con is not None:
                 con.vm.drop(rel)
-        for f in self.folder.glob("*.img"):
-            os.unlink(f)
         self._loops, self._shared = [], []
