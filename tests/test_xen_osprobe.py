@@ -138,7 +138,11 @@ def test_a_pv_disk_and_a_vif_hot_plugged_into_a_running_domu_appear_and_go(xen, 
     # the domU is gone now: xl refuses a device for it, and the control says so as a refusal, not a broken channel
     with pytest.raises(HotplugRefused, match="network-attach|plug") as refused:
         controls[0].add("net", "vmc-late", 1)
-    assert "dom0: plug failed:" in str(refused.value), refused.value
+    assert "dom0: plug failed: xl: " in str(refused.value) and "(xl list: " in str(refused.value), refused.value
+    # a request the agent refuses to pass on is the harness's fault: an OSError (error), never a refusal (fail)
+    with pytest.raises(OSError, match="plug: want blk /dev/loopN") as bad:
+        controls[0]._ask("plug", "1", "blk", "/etc/passwd", "xvdq")
+    assert not isinstance(bad.value, HotplugRefused)
 
 
 def test_a_broken_hot_plug_control_is_an_error_and_a_refusal_a_fail():

@@ -10,8 +10,9 @@ driver and the guest's front-end driver (xen-blkfront, xen-netfront) connect thr
 - removal: ``xl block-detach`` / ``xl network-detach``, which wait for the guest's front end to let go;
   ``removed`` asks the agent what ``xl block-list`` / ``xl network-list`` still show.
 
-The agent's ``err`` answer (xl's own words) is a refusal by the hypervisor; a request that gets no answer is an
-`OSError` (the harness's channel, not a claim about Xen).
+The agent's ``err`` answer with xl's own words to a plug or unplug is a refusal by the hypervisor; anything else
+(losetup failed, a request the agent found malformed, no answer) is an `OSError`: the harness's, not a claim
+about Xen.
 """
 
 from __future__ import annotations
@@ -66,13 +67,17 @@ class XenHotplug(HotplugControl):
         return self.console
 
     def _ask(self, verb: str, *args: str) -> Message:
+        """The agent's answer; HotplugRefused only when xl itself refused a plug or unplug (the agent's "xl:"
+        answers), OSError for anything else that went wrong (losetup, a bad request, no answer: the harness's)."""
         from vmconform.assets.cache import AssetError
         from vmconform.assets.xen_host import AgentRefused
 
         try:
             return self._con().ask(verb, *args)
         except AgentRefused as e:
-            raise HotplugRefused(str(e)) from None
+            if verb in ("plug", "unplug") and f"{verb} failed: xl: " in str(e):
+                raise HotplugRefused(str(e)) from None
+            raise OSError(str(e)) from None
         except AssetError as e:
             raise OSError(str(e)) from None
 
