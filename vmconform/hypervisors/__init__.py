@@ -52,6 +52,7 @@ __all__ = [
     "VariableStore",
     "as_disk",
     "backend_for",
+    "retry_while_busy",
 ]
 
 BACKENDS: dict[str, str] = {
@@ -99,6 +100,26 @@ class HotplugUnsupported(ValueError):
 
 class HotplugRefused(RuntimeError):
     """The hypervisor refused a hot-plug request; the message is its own answer (the evidence)."""
+
+
+BUSY_RETRY = 15.0
+"""Seconds a removal is asked again while QEMU answers that the guest is busy: it refuses ``device_del`` while
+the slot's power indicator blinks (the guest's pciehp is still powering the slot on after the hot-plug), which
+passes within seconds; a guest still busy after that is the VM's refusal."""
+
+
+def retry_while_busy(ask: Callable[[], None]) -> None:
+    """`ask` (a removal through QEMU), asked again every 0.5 s for up to BUSY_RETRY s while "guest is busy"."""
+    import time
+
+    deadline = time.monotonic() + BUSY_RETRY
+    while True:
+        try:
+            return ask()
+        except HotplugRefused as e:
+            if "guest is busy" not in str(e) or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.5)
 
 
 class HotplugControl(ABC):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vmconform.hypervisors import BootRequest, HotplugControl, HotplugRefused
+from vmconform.hypervisors import BootRequest, HotplugControl, HotplugRefused, retry_while_busy
 from vmconform.hypervisors.libvirt import LibvirtBackend, _one_line, virsh
 from vmconform.hypervisors.libvirt_xml import domain_name
 
@@ -66,7 +66,7 @@ class VirshHotplug(HotplugControl):
         return f"virsh attach-device --live {'virtio disk' if kind == 'blk' else 'virtio interface'} alias {alias}"
 
     def remove(self, dev_id: str) -> str:
-        self._virsh("detach-device-alias", self.domain, f"ua-{dev_id}", "--live")
+        retry_while_busy(lambda: self._virsh("detach-device-alias", self.domain, f"ua-{dev_id}", "--live"))
         self.done.append(dev_id)
         return f"virsh detach-device-alias --live ua-{dev_id}"
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vmconform.hypervisors import HotplugControl, HotplugRefused
+from vmconform.hypervisors import HotplugControl, HotplugRefused, retry_while_busy
 
 __all__ = ["Qmp", "QmpHotplug"]
 
@@ -111,7 +111,7 @@ class QmpHotplug(HotplugControl):
         return f"device_add {'virtio-blk-pci' if kind == 'blk' else 'virtio-net-pci'} id={dev_id} ({where})"
 
     def remove(self, dev_id: str) -> str:
-        self._run("device_del", id=dev_id)
+        retry_while_busy(lambda: self._run("device_del", id=dev_id))
         return f"device_del id={dev_id}"
 
     def removed(self) -> tuple[str, ...]:
